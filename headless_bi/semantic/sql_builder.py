@@ -1,0 +1,291 @@
+"""Logical plan → sqlglot tree. No SQL text is parsed here: member trees are copied, values become
+literals, identifiers come only from the model.
+
+Shape of the result:
+
+    WITH "__g0" AS (<cube A's measures at the query's grain>),
+         "__g1" AS (<cube B's measures ...>)
+    SELECT <dimension keys, coalesced>, <measures, derived ones computed here>
+    FROM "__g0" FULL JOIN "__g1" ON <keys IS NOT DISTINCT FROM ...>
+    WHERE <measure filters> ORDER BY ... LIMIT ... OFFSET ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlglot import exp
+
+from headless_bi.semantic.model import Cube, Dimension, Measure, SemanticModel
+from headless_bi.semantic.planner import JoinTree, MeasureGroup, Plan
+from headless_bi.semantic.query import Condition, FilterNode, Group, OutputDimension, Query
+from headless_bi.semantic.references import MeasureRef, parenthesize
+from headless_bi.semantic.time import DateRange
+
+LIKE_ESCAPE = "!"
+# Rewrites a cube's FROM source (the security layer adds row filters here); identity by default.
+SourceHook = Callable[[Cube, exp.Expression], exp.Expression]
+
+
+def _ident(name: str) -> exp.Identifier:
+    return exp.to_identifier(name, quoted=True)
+
+
+def _col(name: str, table: str | None = None) -> exp.Column:
+    return exp.Column(this=_ident(name), table=_ident(table) if table else None)
+
+
+class SqlBuilder:
+    def __init__(self, model: SemanticModel, plan: Plan, *, source_hook: SourceHook | None = None):
+        self.model = model
+        self.plan = plan
+        self.query: Query = plan.query
+        self.source_hook = source_hook
+        self.dim_alias = {d.key: f"d{i}" for i, d in enumerate(self.query.dimensions)}
+
+    # -- entry points -------------------------------------------------------------------------
+
+    def build(self) -> exp.Select:
+        select = self.build_unpaged()
+        for key, desc in self.query.order:
+            select = select.order_by(exp.Ordered(this=_col(key), desc=desc, nulls_first=False), copy=False)
+        if self.query.limit is not None:
+            select = select.limit(self.query.limit, copy=False)
+        if self.query.offset:
+            select = select.offset(self.query.offset, copy=False)
+        return select
+
+    def build_unpaged(self) -> exp.Select:
+        if not self.plan.groups:
+            return self._dimension_only()
+        ctes = [(f"__g{i}", self._group(group)) for i, group in enumerate(self.plan.groups)]
+        measure_col: dict[str, exp.Expression] = {}
+        for i, group in enumerate(self.plan.groups):
+            for j, measure in enumerate(group.measures):
+                measure_col[measure.path] = _col(f"m{j}", f"__g{i}")
+        outputs: list[exp.Expression] = []
+        for dim in self.query.dimensions:
+            alias = self.dim_alias[dim.key]
+            keys = [_col(alias, name) for name, _ in ctes]
+            value = keys[0] if len(keys) == 1 else exp.Coalesce(this=keys[0], expressions=keys[1:])
+            outputs.append(exp.alias_(value, dim.key, quoted=True))
+        for ref in self.query.measures:
+            outputs.append(exp.alias_(self._measure_value(ref.member, measure_col), ref.name, quoted=True))
+        select = exp.select(*outputs, copy=False).from_(exp.Table(this=_ident(ctes[0][0])), copy=False)
+        for i, (name, _) in enumerate(ctes[1:], start=1):
+            select = select.join(exp.Table(this=_ident(name)), on=self._combine_on(ctes, i),
+                                 join_type="FULL" if self.query.dimensions else "CROSS", copy=False)
+        having = [self._filter(node, lambda ref: self._measure_value(ref.member, measure_col))
+                  for node in self.query.having]
+        if having:
+            select = select.where(exp.and_(*having), copy=False)
+        for name, body in ctes:
+            select = select.with_(_ident(name), as_=body, copy=False)
+        return select
+
+    # -- measure groups ---------------------------------------------------------------------------
+
+    def _group(self, group: MeasureGroup) -> exp.Select:
+        if group.multiplied:
+            return self._deduplicated_group(group)
+        select = self._tree_select(group.tree)
+        outputs = self._dimension_outputs()
+        outputs += [exp.alias_(self._aggregate(m), f"m{j}") for j, m in enumerate(group.measures)]
+        select = select.select(*outputs, copy=False)
+        select = self._where(select)
+        return self._group_by(select)
+
+    def _deduplicated_group(self, group: MeasureGroup) -> exp.Select:
+        """Aggregate over distinct (primary key, dimensions) so a one_to_many join cannot repeat a row."""
+        cube = self.model.cubes[group.cube]
+        keys = cube.primary_key
+        if not keys:
+            raise AssertionError(f"cube {cube.name} has no primary key")  # loader guarantees one
+        inner = self._tree_select(group.tree)
+        key_outputs = [exp.alias_(k.expression.copy(), f"k{i}") for i, k in enumerate(keys)]
+        inner = inner.select(*key_outputs, *self._dimension_outputs(), copy=False).distinct(copy=False)
+        inner = self._where(inner)
+        on = exp.and_(*(exp.EQ(this=_col(f"k{i}", "__keys"), expression=k.expression.copy())
+                        for i, k in enumerate(keys)))
+        outer = exp.select(copy=False).from_(exp.Subquery(this=inner, alias=exp.TableAlias(this=_ident("__keys"))),
+                                             copy=False)
+        outer = outer.join(self._source(cube), on=on, join_type="INNER", copy=False)
+        if group.measure_tree is not None:
+            for step in group.measure_tree.steps:
+                outer = outer.join(self._source(self.model.cubes[step.child]), on=step.join.condition.copy(),
+                                   join_type="LEFT", copy=False)
+        dims = [exp.alias_(_col(alias, "__keys"), alias) for alias in self.dim_alias.values()]
+        measures = [exp.alias_(self._aggregate(m), f"m{j}") for j, m in enumerate(group.measures)]
+        outer = outer.select(*dims, *measures, copy=False)
+        if dims:
+            outer = outer.group_by(*(_col(alias, "__keys") for alias in self.dim_alias.values()), copy=False)
+        return outer
+
+    def _dimension_only(self) -> exp.Select:
+        assert self.plan.dimension_tree is not None
+        select = self._tree_select(self.plan.dimension_tree)
+        select = select.select(*(exp.alias_(self._dimension_value(d), d.key, quoted=True)
+                                 for d in self.query.dimensions), copy=False)
+        select = self._where(select)
+        return select.group_by(*(self._dimension_value(d) for d in self.query.dimensions), copy=False)
+
+    def _tree_select(self, tree: JoinTree) -> exp.Select:
+        select = exp.select(copy=False).from_(self._source(self.model.cubes[tree.root]), copy=False)
+        for step in tree.steps:
+            select = select.join(self._source(self.model.cubes[step.child]), on=step.join.condition.copy(),
+                                 join_type="LEFT", copy=False)
+        return select
+
+    def _source(self, cube: Cube) -> exp.Expression:
+        source = cube.source.copy()
+        if self.source_hook is not None:
+            source = self.source_hook(cube, source)
+        alias = exp.TableAlias(this=_ident(cube.name))
+        if isinstance(source, exp.Table):
+            source.set("alias", alias)
+            return source
+        return exp.Subquery(this=source.this if isinstance(source, exp.Subquery) else source, alias=alias)
+
+    def _dimension_outputs(self) -> list[exp.Expression]:
+        return [exp.alias_(self._dimension_value(d), self.dim_alias[d.key]) for d in self.query.dimensions]
+
+    def _where(self, select: exp.Select) -> exp.Select:
+        conditions = [self._filter(node, self._member_value) for node in self.query.where]
+        conditions += [parenthesize(s.member.expression.copy()) for s in self.query.segments]
+        return select.where(exp.and_(*conditions), copy=False) if conditions else select
+
+    def _group_by(self, select: exp.Select) -> exp.Select:
+        if not self.query.dimensions:
+            return select
+        return select.group_by(*(self._dimension_value(d) for d in self.query.dimensions), copy=False)
+
+    def _combine_on(self, ctes: list[tuple[str, exp.Select]], i: int) -> exp.Expression | None:
+        if not self.query.dimensions:
+            return None
+        parts = []
+        for alias in self.dim_alias.values():
+            left = [_col(alias, name) for name, _ in ctes[:i]]
+            left_value = left[0] if len(left) == 1 else exp.Coalesce(this=left[0], expressions=left[1:])
+            parts.append(exp.NullSafeEQ(this=left_value, expression=_col(alias, ctes[i][0])))
+        return exp.and_(*parts)
+
+    # -- values ----------------------------------------------------------------------------------
+
+    def _aggregate(self, measure: Measure) -> exp.Expression:
+        assert measure.aggregate is not None
+        return measure.aggregate.copy()
+
+    def _measure_value(self, measure: Measure, measure_col: dict[str, exp.Expression]) -> exp.Expression:
+        if not measure.is_derived:
+            return measure_col[measure.path].copy()
+        assert measure.aggregate is not None
+        tree = measure.aggregate.copy()
+        for ref in list(tree.find_all(MeasureRef)):
+            ref.replace(measure_col[ref.path].copy())
+        return tree
+
+    def _member_value(self, ref) -> exp.Expression:
+        member = ref.member
+        assert member.expression is not None
+        return parenthesize(member.expression.copy())
+
+    def _dimension_value(self, dim: OutputDimension) -> exp.Expression:
+        value = self._member_value(dim.ref)
+        if dim.granularity is None:
+            return value
+        if self.query.timezone != "UTC":
+            value = exp.ConvertTimezone(source_tz=exp.Literal.string("UTC"),
+                                        target_tz=exp.Literal.string(self.query.timezone), timestamp=value)
+        return exp.TimestampTrunc(this=exp.cast(value, exp.DataType.Type.TIMESTAMP),
+                                  unit=exp.var(dim.granularity.upper()))
+
+    # -- filters -------------------------------------------------------------------------------
+
+    def _filter(self, node: FilterNode, value_of) -> exp.Expression:
+        if isinstance(node, Group):
+            parts = [self._filter(child, value_of) for child in node.children]
+            joined = exp.and_(*parts) if node.kind == "and" else exp.or_(*parts)
+            return exp.Paren(this=joined)
+        return exp.Paren(this=self._condition(node, value_of(node.ref)))
+
+    def _condition(self, cond: Condition, value: exp.Expression) -> exp.Expression:
+        op = cond.operator
+        is_time = isinstance(cond.ref.member, Dimension) and cond.ref.member.type == "time"
+        literal = (lambda v: self._time_literal(v)) if is_time else _literal
+        if op == "set":
+            return exp.Not(this=exp.Is(this=value, expression=exp.Null()))
+        if op == "notSet":
+            return exp.Is(this=value, expression=exp.Null())
+        if op in ("equals", "notEquals"):
+            return _equality(value, [literal(v) if v is not None else None for v in cond.values], op == "equals")
+        if op in ("gt", "gte", "lt", "lte"):
+            cls = {"gt": exp.GT, "gte": exp.GTE, "lt": exp.LT, "lte": exp.LTE}[op]
+            return cls(this=value, expression=literal(cond.values[0]))
+        if op in ("inDateRange", "notInDateRange"):
+            start, end = self._utc_bounds(cond.values[0])
+            inside = exp.and_(exp.GTE(this=value, expression=start), exp.LT(this=value.copy(), expression=end))
+            if op == "inDateRange":
+                return inside
+            return exp.or_(exp.LT(this=value.copy(), expression=start.copy()),
+                           exp.GTE(this=value.copy(), expression=end.copy()))
+        if op in ("beforeDate", "beforeOrOnDate", "afterDate", "afterOrOnDate"):
+            cls = {"beforeDate": exp.LT, "beforeOrOnDate": exp.LTE, "afterDate": exp.GT,
+                   "afterOrOnDate": exp.GTE}[op]
+            return cls(this=value, expression=self._time_literal(cond.values[0]))
+        return _like(value, op, cond.values)
+
+    def _utc_bounds(self, date_range: DateRange) -> tuple[exp.Expression, exp.Expression]:
+        start, end = date_range.to_utc(self.query.timezone)
+        return _timestamp(start), _timestamp(end)
+
+    def _time_literal(self, local: datetime) -> exp.Expression:
+        start, _ = DateRange(local, local).to_utc(self.query.timezone) if self.query.timezone != "UTC" else (local, local)
+        return _timestamp(start)
+
+
+def _timestamp(value: datetime) -> exp.Expression:
+    return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), exp.DataType.Type.TIMESTAMP)
+
+
+def _literal(value: object) -> exp.Expression:
+    if isinstance(value, bool):
+        return exp.Boolean(this=value)
+    if isinstance(value, int | float):
+        return exp.Literal.number(value)
+    return exp.Literal.string(str(value))
+
+
+def _equality(value: exp.Expression, literals: list[exp.Expression | None], positive: bool) -> exp.Expression:
+    """equals / notEquals with Cube's NULL rules: a null value matches NULL; notEquals keeps NULL rows."""
+    present = [v for v in literals if v is not None]
+    wants_null = len(present) != len(literals)
+    parts: list[exp.Expression] = []
+    if present:
+        match = exp.EQ(this=value, expression=present[0]) if len(present) == 1 else \
+            exp.In(this=value, expressions=present)
+        parts.append(match if positive else exp.Not(this=match))
+    if positive:
+        if wants_null:
+            parts.append(exp.Is(this=value.copy(), expression=exp.Null()))
+        return exp.or_(*parts)
+    null_check = exp.Is(this=value.copy(), expression=exp.Null())
+    if wants_null:
+        return exp.and_(*parts, exp.Not(this=null_check)) if parts else exp.Not(this=null_check)
+    return exp.or_(*parts, null_check)
+
+
+def _like(value: exp.Expression, op: str, values: tuple[object, ...]) -> exp.Expression:
+    """contains / startsWith / endsWith (and negations): case-insensitive, wildcards in values escaped."""
+    positive = not op.startswith("not")
+    kind = op[3:].lower() if not positive else op.lower()
+    patterns = []
+    for raw in values:
+        text = str(raw).replace(LIKE_ESCAPE, LIKE_ESCAPE * 2).replace("%", "!%").replace("_", "!_")
+        pattern = {"contains": f"%{text}%", "startswith": f"{text}%", "endswith": f"%{text}"}[kind]
+        patterns.append(exp.Escape(this=exp.ILike(this=value.copy(), expression=exp.Literal.string(pattern)),
+                                   expression=exp.Literal.string(LIKE_ESCAPE)))
+    match = exp.or_(*patterns)
+    if positive:
+        return match
+    return exp.or_(exp.Not(this=exp.Paren(this=match)), exp.Is(this=value.copy(), expression=exp.Null()))

@@ -1,0 +1,107 @@
+"""Run a semantic query end to end: compile, execute on a warehouse, shape the result once.
+
+Every entry point (CLI, GraphQL, later exports and ask) calls `run_query`, so the flow
+query → plan → SQL → Arrow → response has one implementation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from headless_bi.semantic.compiler import CompiledQuery, MemberAnnotation, compile_query
+from headless_bi.semantic.model import SemanticModel
+from headless_bi.warehouse.base import Warehouse
+
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.000"
+
+
+@dataclass
+class QueryResult:
+    compiled: CompiledQuery
+    table: pa.Table  # exact types, columns keyed like the rows
+    total: int | None = None
+    _rows: list[dict[str, Any]] | None = field(default=None, repr=False)
+
+    @property
+    def sql(self) -> str:
+        return self.compiled.sql
+
+    @property
+    def data(self) -> list[dict[str, Any]]:
+        """Rows keyed `cube.member` (and `cube.member.granularity`), JSON-ready, converted once."""
+        if self._rows is None:
+            self._rows = to_rows(self.table, self.compiled.annotations)
+        return self._rows
+
+    @property
+    def annotation(self) -> dict[str, dict[str, Any]]:
+        return annotation_dict(self.compiled.annotations)
+
+    def to_json_dict(self, *, include_sql: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {"data": self.data, "annotation": self.annotation}
+        if self.total is not None:
+            out["total"] = self.total
+        if include_sql:
+            out["sql"] = self.sql
+        return out
+
+
+def run_query(model: SemanticModel, warehouse: Warehouse, query: dict[str, Any], *,
+              now: datetime | None = None, timeout_s: float | None = None, **compile_options: Any) -> QueryResult:
+    compiled = compile_query(model, query, dialect=warehouse.dialect, now=now, **compile_options)
+    table = warehouse.execute(compiled.sql, timeout_s=timeout_s)
+    total = None
+    if compiled.total_sql is not None:
+        total = int(warehouse.execute(compiled.total_sql, timeout_s=timeout_s).column(0)[0].as_py())
+    return QueryResult(compiled, table, total)
+
+
+def to_rows(table: pa.Table, annotations: tuple[MemberAnnotation, ...]) -> list[dict[str, Any]]:
+    """Arrow → list of dicts: decimals as numbers, bucketed times as Cube's ISO strings."""
+    columns = {}
+    for name in table.column_names:
+        columns[name] = _json_ready(table.column(name))
+    rows = pa.table(columns).to_pylist()
+    plain_keys = {a.key.rsplit(".", 1)[0]: a.key for a in annotations if a.granularity}
+    if plain_keys:
+        taken = set(table.column_names)
+        extra = {plain: key for plain, key in plain_keys.items() if plain not in taken}
+        for row in rows:
+            for plain, key in extra.items():
+                row[plain] = row[key]
+    return rows
+
+
+def _json_ready(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    kind = column.type
+    if pa.types.is_decimal(kind):
+        if kind.scale == 0:
+            try:
+                return pc.cast(column, pa.int64())
+            except pa.ArrowInvalid:
+                pass
+        return pc.cast(column, pa.float64())
+    if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
+        if pa.types.is_timestamp(kind) and kind.tz is not None:
+            column = pc.cast(column, pa.timestamp(kind.unit))
+        return pc.strftime(column, format=TIME_FORMAT)
+    return column
+
+
+def annotation_dict(annotations: tuple[MemberAnnotation, ...]) -> dict[str, dict[str, Any]]:
+    """Cube's annotation shape: members grouped by kind, each with title, shortTitle, type, format."""
+    out: dict[str, dict[str, Any]] = {"measures": {}, "dimensions": {}, "segments": {}, "timeDimensions": {}}
+    for a in annotations:
+        entry: dict[str, Any] = {"title": a.title, "shortTitle": a.short_title, "type": a.type}
+        if a.format:
+            entry["format"] = a.format
+        section = {"timeDimension": "timeDimensions", "measure": "measures"}.get(a.kind, "dimensions")
+        out[section][a.key] = entry
+        if a.granularity:
+            out[section][a.key.rsplit(".", 1)[0]] = entry
+    return out

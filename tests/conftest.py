@@ -1,0 +1,47 @@
+"""Shared fixtures: the shared test data and the PostgreSQL server.
+
+Locally a missing resource skips its tests with a message saying what to provide; under CI
+(`CI` set) it fails instead, so a misconfigured CI run cannot pass by skipping everything.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+PG_DSN = os.environ.get("HBI_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test")
+
+
+def _missing(message: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(message + " (required under CI)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The shared data folder: `<repo>/../shared/data`, else `$HBI_SHARED_DATA`."""
+    candidates = [Path(__file__).resolve().parents[1].parent / "shared" / "data"]
+    if os.environ.get("HBI_SHARED_DATA"):
+        candidates.append(Path(os.environ["HBI_SHARED_DATA"]))
+    for path in candidates:
+        if (path / "README.md").is_file():
+            return path
+    _missing("shared test data not found at " + " or ".join(map(str, candidates))
+             + "; put it beside the repo as ../shared/data or set HBI_SHARED_DATA")
+    raise AssertionError("unreachable")
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> str:
+    """A DSN for the test PostgreSQL database (`$HBI_TEST_PG_DSN`, default 127.0.0.1:5432/test)."""
+    import psycopg
+
+    try:
+        with psycopg.connect(PG_DSN, connect_timeout=5) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        _missing(f"PostgreSQL not reachable at '{PG_DSN}': {exc}")
+    return PG_DSN
