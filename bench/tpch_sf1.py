@@ -33,8 +33,10 @@ sf, out = float(os.environ["SF"]), os.environ["OUT"]
 con = duckdb.connect()
 con.execute("SET autoinstall_known_extensions = false")
 con.execute("SET autoload_known_extensions = false")
+con.execute("SET enable_progress_bar = false")
 # duckdb-ext-tpch ships <site-packages>/duckdb_ext/extensions/v1.4.4/<platform>/tpch.duckdb_extension
-con.execute("SET extension_directory = ?", [os.path.join(sysconfig.get_paths()["purelib"], "duckdb_ext", "extensions")])
+ext_dir = os.path.join(sysconfig.get_paths()["purelib"], "duckdb_ext", "extensions")
+con.execute("SET extension_directory = ?", [ext_dir])
 con.execute("LOAD tpch")
 con.execute(f"CALL dbgen(sf={sf!r})")
 
@@ -43,7 +45,8 @@ def target(name):
 
 for t in os.environ["TABLES"].split():
     con.execute(f"COPY {t} TO {target(t + '.parquet')} (FORMAT parquet, COMPRESSION zstd)")
-con.execute(f"COPY (SELECT query_nr, query FROM tpch_queries() ORDER BY query_nr) TO {target('tpch_queries.csv')} (HEADER)")
+queries = "SELECT query_nr, query FROM tpch_queries() ORDER BY query_nr"
+con.execute(f"COPY ({queries}) TO {target('tpch_queries.csv')} (HEADER)")
 if os.environ["ANSWERS"]:
     con.execute(
         f"COPY (SELECT query_nr, scale_factor, answer FROM tpch_answers() WHERE scale_factor = {sf!r} "
@@ -60,7 +63,8 @@ def expected_files(sf: str) -> list[str]:
 def ensure_venv() -> Path:
     """The pinned generator venv, created and filled on first use."""
     python = VENV / "bin" / "python"
-    check = "import duckdb, importlib.metadata as m; assert duckdb.__version__ == '1.4.4'; m.version('duckdb-ext-tpch')"
+    check = ("import duckdb, importlib.metadata as m; "
+             "assert duckdb.__version__ == '1.4.4'; m.version('duckdb-ext-tpch')")
     if python.exists() and subprocess.run([python, "-c", check], capture_output=True).returncode == 0:
         return python
     print(f"creating {VENV} with {' '.join(PACKAGES)}", flush=True)

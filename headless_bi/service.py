@@ -17,7 +17,7 @@ from headless_bi.semantic.compiler import CompiledQuery, MemberAnnotation, compi
 from headless_bi.semantic.model import SemanticModel
 from headless_bi.warehouse.base import Warehouse
 
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.000"
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"  # on millisecond timestamps %S prints "SS.fff", as Cube does
 
 
 @dataclass
@@ -89,6 +89,7 @@ def _json_ready(column: pa.ChunkedArray) -> pa.ChunkedArray:
     if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
         if pa.types.is_timestamp(kind) and kind.tz is not None:
             column = pc.cast(column, pa.timestamp(kind.unit))
+        column = pc.cast(column, pa.timestamp("ms"), safe=False)
         return pc.strftime(column, format=TIME_FORMAT)
     return column
 

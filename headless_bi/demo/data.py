@@ -301,7 +301,7 @@ _HOURS = {
             5.0, 5.6, 5.8, 4.8, 3.0),
 }
 _GROWTH = math.log(1.28)  # ~28 % more orders per year
-_BASE_RATE = {"flagship": 5.0, "standard": 2.6}  # orders/day per store at the start, all channels
+_BASE_RATE = {"flagship": 6.0, "standard": 2.4}  # orders/day per store at the start, all channels
 _CUSTOMERS = 4200
 
 

@@ -57,7 +57,7 @@ def compile_query(model: SemanticModel, query: dict[str, Any] | Query, *, dialec
         counted = exp.select(exp.Count(this=exp.Star()).as_("total")).from_(
             exp.Subquery(this=builder.build_unpaged(), alias=exp.TableAlias(this=exp.to_identifier("__q"))))
         total_sql = render(counted, dialect)
-    return CompiledQuery(parsed, plan, render(tree, dialect), dialect, annotate(parsed), total_sql)
+    return CompiledQuery(parsed, plan, render(tree, dialect), dialect, annotate(model, parsed), total_sql)
 
 
 def render(tree: exp.Expression, dialect: str) -> str:
@@ -74,12 +74,12 @@ def _exact_distinct(node: exp.Expression) -> exp.Expression:
     return node
 
 
-def annotate(query: Query) -> tuple[MemberAnnotation, ...]:
+def annotate(model: SemanticModel, query: Query) -> tuple[MemberAnnotation, ...]:
     out = []
     for dim in query.dimensions:
         member = dim.ref.member
         assert isinstance(member, Dimension)
-        title = f"{_cube_title(query, dim.ref)} {member.title}"
+        title = f"{_owner_title(model, dim.ref)} {member.title}"
         if dim.granularity:
             out.append(MemberAnnotation(dim.key, "timeDimension", f"{title} ({dim.granularity})", member.title,
                                         "time", member.format, dim.granularity))
@@ -87,11 +87,12 @@ def annotate(query: Query) -> tuple[MemberAnnotation, ...]:
             out.append(MemberAnnotation(dim.key, "dimension", title, member.title, member.type, member.format))
     for ref in query.measures:
         member = ref.member
-        out.append(MemberAnnotation(ref.name, "measure", f"{_cube_title(query, ref)} {member.title}",
+        out.append(MemberAnnotation(ref.name, "measure", f"{_owner_title(model, ref)} {member.title}",
                                     member.title, "number", getattr(member, "format", None)))
     return tuple(out)
 
 
-def _cube_title(query: Query, ref: ResolvedMember) -> str:
+def _owner_title(model: SemanticModel, ref: ResolvedMember) -> str:
     owner = ref.name.split(".", 1)[0]
-    return owner.replace("_", " ").title()
+    found = model.cubes.get(owner) or model.views.get(owner)
+    return found.title if found else owner

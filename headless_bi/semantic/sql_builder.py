@@ -17,7 +17,8 @@ from datetime import datetime
 
 from sqlglot import exp
 
-from headless_bi.semantic.model import Cube, Dimension, Measure, SemanticModel
+from headless_bi.errors import QueryError
+from headless_bi.semantic.model import Cube, Dimension, Measure, RollingWindow, SemanticModel
 from headless_bi.semantic.planner import JoinTree, MeasureGroup, Plan
 from headless_bi.semantic.query import Condition, FilterNode, Group, OutputDimension, Query
 from headless_bi.semantic.references import MeasureRef, parenthesize
@@ -48,7 +49,10 @@ class SqlBuilder:
 
     def build(self) -> exp.Select:
         select = self.build_unpaged()
-        for key, desc in self.query.order:
+        # Dimension keys break ties, so pages fetched with offset never overlap or skip rows.
+        ordered = {key for key, _ in self.query.order}
+        ties = [(d.key, False) for d in self.query.dimensions if d.key not in ordered] if self.query.order else []
+        for key, desc in [*self.query.order, *ties]:
             select = select.order_by(exp.Ordered(this=_col(key), desc=desc, nulls_first=False), copy=False)
         if self.query.limit is not None:
             select = select.limit(self.query.limit, copy=False)
@@ -87,6 +91,13 @@ class SqlBuilder:
     # -- measure groups ---------------------------------------------------------------------------
 
     def _group(self, group: MeasureGroup) -> exp.Select:
+        window = next((m.rolling_window for m in group.measures if m.rolling_window), None)
+        bucketed = next((d for d in self.query.dimensions if d.granularity), None)
+        if window is not None and bucketed is not None:
+            if group.multiplied:
+                raise QueryError(f"rolling window measure {group.measures[0].path} cannot be combined with "
+                                 "dimensions reached through a one_to_many join")
+            return self._rolling_group(group, window, bucketed)
         if group.multiplied:
             return self._deduplicated_group(group)
         select = self._tree_select(group.tree)
@@ -121,6 +132,46 @@ class SqlBuilder:
         if dims:
             outer = outer.group_by(*(_col(alias, "__keys") for alias in self.dim_alias.values()), copy=False)
         return outer
+
+    def _rolling_group(self, group: MeasureGroup, window: RollingWindow, bucketed: OutputDimension) -> exp.Select:
+        """Cube's rolling window: each time bucket aggregates the rows inside its window.
+
+        The buckets are those of the query's range (all filters applied); the rows are filtered by
+        everything except that time dimension's date range, so a running total includes history.
+        """
+        buckets = self._tree_select(group.tree).select(exp.alias_(self._dimension_value(bucketed), "b"),
+                                                        copy=False).distinct(copy=False)
+        buckets = self._where(buckets)
+        local_time = self._local_time(bucketed)
+        start = _col("b", "__series")
+        end = exp.DateAdd(this=start.copy(), expression=exp.Literal.number(1), unit=exp.var(bucketed.granularity))
+        anchor = end if window.offset == "end" else start
+        conditions: list[exp.Expression] = []
+        if window.trailing != "unbounded":
+            lower = _shift(anchor, window.trailing, -1) if window.trailing else start.copy()
+            conditions.append(exp.GTE(this=local_time.copy(), expression=lower))
+        if window.leading != "unbounded":
+            upper = _shift(anchor, window.leading, 1) if window.leading else end.copy()
+            conditions.append(exp.LT(this=local_time.copy(), expression=upper))
+        select = self._tree_select(group.tree)
+        series = exp.Subquery(this=buckets, alias=exp.TableAlias(this=_ident("__series")))
+        select = select.join(series, on=exp.and_(*conditions) if conditions else exp.true(),
+                             join_type="INNER", copy=False)
+        outputs = []
+        for dim in self.query.dimensions:
+            value = start.copy() if dim is bucketed else self._dimension_value(dim)
+            outputs.append(exp.alias_(value, self.dim_alias[dim.key]))
+        outputs += [exp.alias_(self._aggregate(m), f"m{j}") for j, m in enumerate(group.measures)]
+        select = select.select(*outputs, copy=False)
+        kept = [node for node in self.query.where
+                if not (isinstance(node, Condition) and node.operator == "inDateRange"
+                        and node.ref.member is bucketed.ref.member)]
+        conditions = [self._filter(node, self._member_value) for node in kept]
+        conditions += [parenthesize(s.member.expression.copy()) for s in self.query.segments]
+        if conditions:
+            select = select.where(exp.and_(*conditions), copy=False)
+        keys = [start.copy() if d is bucketed else self._dimension_value(d) for d in self.query.dimensions]
+        return select.group_by(*keys, copy=False)
 
     def _dimension_only(self) -> exp.Select:
         assert self.plan.dimension_tree is not None
@@ -191,14 +242,17 @@ class SqlBuilder:
         return parenthesize(member.expression.copy())
 
     def _dimension_value(self, dim: OutputDimension) -> exp.Expression:
-        value = self._member_value(dim.ref)
         if dim.granularity is None:
-            return value
+            return self._member_value(dim.ref)
+        return exp.TimestampTrunc(this=self._local_time(dim), unit=exp.var(dim.granularity.upper()))
+
+    def _local_time(self, dim: OutputDimension) -> exp.Expression:
+        """The time as wall clock in the query's zone (stored times are UTC, as in Cube)."""
+        value = self._member_value(dim.ref)
         if self.query.timezone != "UTC":
             value = exp.ConvertTimezone(source_tz=exp.Literal.string("UTC"),
                                         target_tz=exp.Literal.string(self.query.timezone), timestamp=value)
-        return exp.TimestampTrunc(this=exp.cast(value, exp.DataType.Type.TIMESTAMP),
-                                  unit=exp.var(dim.granularity.upper()))
+        return exp.cast(value, exp.DataType.Type.TIMESTAMP)
 
     # -- filters -------------------------------------------------------------------------------
 
@@ -242,6 +296,13 @@ class SqlBuilder:
     def _time_literal(self, local: datetime) -> exp.Expression:
         start, _ = DateRange(local, local).to_utc(self.query.timezone) if self.query.timezone != "UTC" else (local, local)
         return _timestamp(start)
+
+
+def _shift(anchor: exp.Expression, interval: str, sign: int) -> exp.Expression:
+    """`anchor` moved by a Cube interval such as '7 day' or '2 months'."""
+    amount, unit = interval.split()
+    cls = exp.DateAdd if sign > 0 else exp.DateSub
+    return cls(this=anchor.copy(), expression=exp.Literal.number(int(amount)), unit=exp.var(unit.rstrip("s").upper()))
 
 
 def _timestamp(value: datetime) -> exp.Expression:

@@ -1,0 +1,38 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both install into .venv first.
+# Everything runs from .venv; the venv re-installs whenever pyproject.toml changes.
+
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_WAREHOUSE := var/demo.duckdb
+DEMO_MODELS := semantic_models/demo
+# Until the GraphQL server exists, `make demo` shows one query through the CLI.
+DEMO_QUERY := {"measures": ["orders.count"], "dimensions": ["orders.channel"], "order": {"orders.count": "desc"}}
+
+.PHONY: .venv demo test bench
+
+# The venv itself; the stamp file carries pyproject.toml's timestamp so edits to dependencies re-install.
+.venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || python3 -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -e '.[test]'
+	touch $@
+
+# Regenerated only when the generator changes: the data is deterministic.
+$(DEMO_WAREHOUSE): $(STAMP) headless_bi/demo/data.py
+	$(BIN)/headless-bi demo-data --warehouse $@
+
+demo: $(DEMO_WAREHOUSE)
+	$(BIN)/headless-bi validate --models $(DEMO_MODELS)
+	$(BIN)/headless-bi query --models $(DEMO_MODELS) --warehouse $(DEMO_WAREHOUSE) \
+		--query '$(DEMO_QUERY)' --format table
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+# TPC-H sf1 into bench/.data (own pinned venv, once), then the 22 queries timed and checked.
+bench: $(STAMP)
+	python3 bench/tpch_sf1.py
+	$(BIN)/python bench/run_tpch.py
