@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 DEMO_WAREHOUSE := var/demo.duckdb
 DEMO_MODELS := semantic_models/demo
 # Until the GraphQL server exists, `make demo` shows one query through the CLI.
-DEMO_QUERY := {"measures": ["orders.count"], "dimensions": ["orders.channel"], "order": {"orders.count": "desc"}}
+DEMO_QUERY := {"measures": ["sales.revenue", "sales.order_count", "sales.gross_margin_pct"], \
+	"dimensions": ["sales.region"], "order": {"sales.revenue": "desc"}}
 
 .PHONY: .venv demo test bench
 

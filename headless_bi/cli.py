@@ -196,11 +196,16 @@ def open_warehouse(spec: str) -> Warehouse:
 
 
 def result_columns(result: Any) -> list[str]:
-    """Column order for csv/table output: the first row's keys, else the Arrow result's columns."""
-    if result.data:
-        return list(result.data[0])
+    """Column order for csv/table output: the Arrow result's columns, else the first row's keys.
+
+    Rows may carry extra alias keys (a time dimension also under its plain name) that would
+    repeat a column, so the Arrow columns win when every one of them is in the rows.
+    """
     table = getattr(result, "table", None)
-    return list(table.column_names) if table is not None else []
+    names = list(table.column_names) if table is not None else []
+    if names and (not result.data or all(n in result.data[0] for n in names)):
+        return names
+    return list(result.data[0]) if result.data else names
 
 
 def write_csv(rows: list[dict[str, Any]], columns: list[str], out: TextIO) -> None:
@@ -231,7 +236,7 @@ def _cell(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return f"{value:.12g}"
+        return f"{value:.15g}"  # 15 significant digits: exact for typical decimals, hides float noise
     return str(value)
 
 

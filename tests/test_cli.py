@@ -248,3 +248,17 @@ def test_format_table_alignment() -> None:
         "x       1.5  true",
         "longer   10",
     ]
+
+
+def test_columns_follow_the_arrow_result_not_row_aliases(core: dict[str, Any], warehouse: str,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    class Aliased(FakeResult):
+        @property
+        def table(self) -> pa.Table:
+            return pa.table({"orders.created_at.year": ["2024-01-01T00:00:00.000"], "orders.count": [5]})
+
+    core["result"] = Aliased([{"orders.created_at.year": "2024-01-01T00:00:00.000", "orders.count": 5,
+                               "orders.created_at": "2024-01-01T00:00:00.000"}])
+    args = ["query", "--models", "m", "--warehouse", warehouse, "--query", "{}", "--format", "csv"]
+    assert cli.main(args) == 0
+    assert capsys.readouterr().out == "orders.created_at.year,orders.count\n2024-01-01T00:00:00.000,5\n"

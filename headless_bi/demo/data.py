@@ -205,15 +205,18 @@ REGION_CITIES: dict[int, list[tuple[str, str, float]]] = {
 }
 
 FIRST_NAMES = (
-    "Oliver Emma Lukas Sophie Noah Mia Liam Hannah Lucas Emilia Finn Lea Elias Clara Jonas Amelie Louis "
-    "Chloe Hugo Ines Jack Isla Thomas Julie Daan Sanne Lars Freja Oscar Astrid Matteo Sofia Leon Anna Jan "
-    "Eva Paul Laura Max Nora"
-).split()
+    "Oliver", "Emma", "Lukas", "Sophie", "Noah", "Mia", "Liam", "Hannah", "Lucas", "Emilia", "Finn",
+    "Lea", "Elias", "Clara", "Jonas", "Amelie", "Louis", "Chloe", "Hugo", "Ines", "Jack", "Isla",
+    "Thomas", "Julie", "Daan", "Sanne", "Lars", "Freja", "Oscar", "Astrid", "Matteo", "Sofia", "Leon",
+    "Anna", "Jan", "Eva", "Paul", "Laura", "Max", "Nora",
+)
 LAST_NAMES = (
-    "Smith Jones Murphy Kelly Brown Taylor Muller Schmidt Schneider Fischer Weber Meyer Wagner Huber Jansen "
-    "Bakker Peeters Janssens Maes Martin Bernard Dubois Thomas Robert Petit Durand Andersson Johansson "
-    "Karlsson Nilsson Hansen Nielsen Jensen Larsen Keller Brunner Moreau Laurent Visser Smit"
-).split()
+    "Smith", "Jones", "Murphy", "Kelly", "Brown", "Taylor", "Muller", "Schmidt", "Schneider", "Fischer",
+    "Weber", "Meyer", "Wagner", "Huber", "Jansen", "Bakker", "Peeters", "Janssens", "Maes", "Martin",
+    "Bernard", "Dubois", "Thomas", "Robert", "Petit", "Durand", "Andersson", "Johansson", "Karlsson",
+    "Nilsson", "Hansen", "Nielsen", "Jensen", "Larsen", "Keller", "Brunner", "Moreau", "Laurent",
+    "Visser", "Smit",
+)
 
 
 @dataclass(frozen=True)
@@ -400,7 +403,8 @@ def _order_rates(rng: np.random.Generator, cal: _Calendar) -> tuple[np.ndarray, 
     for h in HOLIDAYS:
         holiday[cal.index(h["date"])] = _HOLIDAY_EFFECT[h["name"]]
     base = np.array([_BASE_RATE[s.format] for s in STORES])
-    rate = base[None, :, None] * (level[:, None] * np.ones(n_s))[:, :, None] * (share * dow * holiday)[:, None]
+    per_store = (level[:, None] * np.ones(n_s))[:, :, None]  # (D, S, 1)
+    rate = base[None, :, None] * per_store * (share * dow * holiday)[:, None]
     for j, s in enumerate(STORES):
         rate[cal.days < np.datetime64(s.opened_at, "D"), j, :] = 0.0
         if s.sunday_closed:
@@ -535,7 +539,9 @@ def _generate(seed: int) -> dict[str, dict[str, Any]]:
     local = _sample_local_seconds(rng, chan_i)
     offset = (store_offset[store_i] + cal.dst[day_i]) * 3600
     ts = cal.day_s[day_i] + local - offset
-    ts = np.where(ts < cal.day_s[0], ts + offset, ts)  # keep the first night inside the history
+    # Keep night-time online orders of the first day (of the history, of a store) on that day.
+    opened_s = np.array([np.datetime64(s.opened_at, "s").astype(np.int64) for s in STORES])
+    ts = np.where(ts < np.maximum(cal.day_s[0], opened_s[store_i]), ts + offset, ts)
     order = np.lexsort((chan_i, store_i, ts))
     day_i, store_i, chan_i, ts = day_i[order], store_i[order], chan_i[order], ts[order]
     n_orders = len(ts)

@@ -30,7 +30,43 @@ SourceHook = Callable[[Cube, exp.Expression], exp.Expression]
 
 
 def _ident(name: str) -> exp.Identifier:
-    return exp.to_identifier(name, quoted=True)
+    return exp.Identifier(this=name, quoted=True)
+
+
+# Nodes are built directly: sqlglot's fluent builders parse strings and copy trees, which is most of
+# the compile time otherwise.
+def _select(*outputs: exp.Expression) -> exp.Select:
+    return exp.Select(expressions=list(outputs))
+
+
+def _alias(value: exp.Expression, name: str, quoted: bool = False) -> exp.Alias:
+    return exp.Alias(this=value, alias=exp.Identifier(this=name, quoted=quoted))
+
+
+def _from(select: exp.Select, source: exp.Expression) -> exp.Select:
+    select.set("from_", exp.From(this=source))
+    return select
+
+
+def _join(select: exp.Select, source: exp.Expression, on: exp.Expression | None, side: str) -> exp.Select:
+    join = exp.Join(this=source, kind="CROSS") if on is None else exp.Join(this=source, on=on, side=side or None)
+    select.append("joins", join)
+    return select
+
+
+def _and(parts: list[exp.Expression]) -> exp.Expression:
+    return exp.and_(*parts, copy=False) if len(parts) > 1 else parts[0]
+
+
+def _or(parts: list[exp.Expression]) -> exp.Expression:
+    return exp.or_(*parts, copy=False) if len(parts) > 1 else parts[0]
+
+
+def _group_by_position(select: exp.Select, count: int) -> exp.Select:
+    """GROUP BY 1, 2, ...: every target dialect accepts ordinals, and the keys are not copied again."""
+    if count:
+        select.set("group", exp.Group(expressions=[exp.Literal.number(i + 1) for i in range(count)]))
+    return select
 
 
 def _col(name: str, table: str | None = None) -> exp.Column:
@@ -52,12 +88,14 @@ class SqlBuilder:
         # Dimension keys break ties, so pages fetched with offset never overlap or skip rows.
         ordered = {key for key, _ in self.query.order}
         ties = [(d.key, False) for d in self.query.dimensions if d.key not in ordered] if self.query.order else []
-        for key, desc in [*self.query.order, *ties]:
-            select = select.order_by(exp.Ordered(this=_col(key), desc=desc, nulls_first=False), copy=False)
+        keys = [*self.query.order, *ties]
+        if keys:
+            select.set("order", exp.Order(expressions=[
+                exp.Ordered(this=_col(key), desc=desc, nulls_first=False) for key, desc in keys]))
         if self.query.limit is not None:
-            select = select.limit(self.query.limit, copy=False)
+            select.set("limit", exp.Limit(expression=exp.Literal.number(self.query.limit)))
         if self.query.offset:
-            select = select.offset(self.query.offset, copy=False)
+            select.set("offset", exp.Offset(expression=exp.Literal.number(self.query.offset)))
         return select
 
     def build_unpaged(self) -> exp.Select:
@@ -73,19 +111,18 @@ class SqlBuilder:
             alias = self.dim_alias[dim.key]
             keys = [_col(alias, name) for name, _ in ctes]
             value = keys[0] if len(keys) == 1 else exp.Coalesce(this=keys[0], expressions=keys[1:])
-            outputs.append(exp.alias_(value, dim.key, quoted=True))
+            outputs.append(_alias(value, dim.key, quoted=True))
         for ref in self.query.measures:
-            outputs.append(exp.alias_(self._measure_value(ref.member, measure_col), ref.name, quoted=True))
-        select = exp.select(*outputs, copy=False).from_(exp.Table(this=_ident(ctes[0][0])), copy=False)
+            outputs.append(_alias(self._measure_value(ref.member, measure_col), ref.name, quoted=True))
+        select = _from(_select(*outputs), exp.Table(this=_ident(ctes[0][0])))
         for i, (name, _) in enumerate(ctes[1:], start=1):
-            select = select.join(exp.Table(this=_ident(name)), on=self._combine_on(ctes, i),
-                                 join_type="FULL" if self.query.dimensions else "CROSS", copy=False)
+            _join(select, exp.Table(this=_ident(name)), self._combine_on(ctes, i), "FULL")
         having = [self._filter(node, lambda ref: self._measure_value(ref.member, measure_col))
                   for node in self.query.having]
         if having:
-            select = select.where(exp.and_(*having), copy=False)
-        for name, body in ctes:
-            select = select.with_(_ident(name), as_=body, copy=False)
+            select.set("where", exp.Where(this=_and(having)))
+        select.set("with_", exp.With(expressions=[
+            exp.CTE(this=body, alias=exp.TableAlias(this=_ident(name))) for name, body in ctes]))
         return select
 
     # -- measure groups ---------------------------------------------------------------------------
@@ -100,12 +137,11 @@ class SqlBuilder:
             return self._rolling_group(group, window, bucketed)
         if group.multiplied:
             return self._deduplicated_group(group)
-        select = self._tree_select(group.tree)
         outputs = self._dimension_outputs()
-        outputs += [exp.alias_(self._aggregate(m), f"m{j}") for j, m in enumerate(group.measures)]
-        select = select.select(*outputs, copy=False)
-        select = self._where(select)
-        return self._group_by(select)
+        outputs += [_alias(self._aggregate(m), f"m{j}") for j, m in enumerate(group.measures)]
+        select = self._tree_select(group.tree, outputs)
+        self._where(select)
+        return _group_by_position(select, len(self.query.dimensions))
 
     def _deduplicated_group(self, group: MeasureGroup) -> exp.Select:
         """Aggregate over distinct (primary key, dimensions) so a one_to_many join cannot repeat a row."""
@@ -113,25 +149,21 @@ class SqlBuilder:
         keys = cube.primary_key
         if not keys:
             raise AssertionError(f"cube {cube.name} has no primary key")  # loader guarantees one
-        inner = self._tree_select(group.tree)
-        key_outputs = [exp.alias_(k.expression.copy(), f"k{i}") for i, k in enumerate(keys)]
-        inner = inner.select(*key_outputs, *self._dimension_outputs(), copy=False).distinct(copy=False)
-        inner = self._where(inner)
-        on = exp.and_(*(exp.EQ(this=_col(f"k{i}", "__keys"), expression=k.expression.copy())
-                        for i, k in enumerate(keys)))
-        outer = exp.select(copy=False).from_(exp.Subquery(this=inner, alias=exp.TableAlias(this=_ident("__keys"))),
-                                             copy=False)
-        outer = outer.join(self._source(cube), on=on, join_type="INNER", copy=False)
+        key_outputs = [_alias(self._copy(k.expression), f"k{i}") for i, k in enumerate(keys)]
+        inner = self._tree_select(group.tree, [*key_outputs, *self._dimension_outputs()])
+        inner.set("distinct", exp.Distinct())
+        self._where(inner)
+        on = _and([exp.EQ(this=_col(f"k{i}", "__keys"), expression=self._copy(k.expression))
+                   for i, k in enumerate(keys)])
+        dims = [_alias(_col(alias, "__keys"), alias) for alias in self.dim_alias.values()]
+        measures = [_alias(self._aggregate(m), f"m{j}") for j, m in enumerate(group.measures)]
+        outer = _from(_select(*dims, *measures),
+                      exp.Subquery(this=inner, alias=exp.TableAlias(this=_ident("__keys"))))
+        _join(outer, self._source(cube), on, "")
         if group.measure_tree is not None:
             for step in group.measure_tree.steps:
-                outer = outer.join(self._source(self.model.cubes[step.child]), on=step.join.condition.copy(),
-                                   join_type="LEFT", copy=False)
-        dims = [exp.alias_(_col(alias, "__keys"), alias) for alias in self.dim_alias.values()]
-        measures = [exp.alias_(self._aggregate(m), f"m{j}") for j, m in enumerate(group.measures)]
-        outer = outer.select(*dims, *measures, copy=False)
-        if dims:
-            outer = outer.group_by(*(_col(alias, "__keys") for alias in self.dim_alias.values()), copy=False)
-        return outer
+                _join(outer, self._source(self.model.cubes[step.child]), self._copy(step.join.condition), "LEFT")
+        return _group_by_position(outer, len(dims))
 
     def _rolling_group(self, group: MeasureGroup, window: RollingWindow, bucketed: OutputDimension) -> exp.Select:
         """Cube's rolling window: each time bucket aggregates the rows inside its window.
@@ -139,9 +171,9 @@ class SqlBuilder:
         The buckets are those of the query's range (all filters applied); the rows are filtered by
         everything except that time dimension's date range, so a running total includes history.
         """
-        buckets = self._tree_select(group.tree).select(exp.alias_(self._dimension_value(bucketed), "b"),
-                                                        copy=False).distinct(copy=False)
-        buckets = self._where(buckets)
+        buckets = self._tree_select(group.tree, [_alias(self._dimension_value(bucketed), "b")])
+        buckets.set("distinct", exp.Distinct())
+        self._where(buckets)
         local_time = self._local_time(bucketed)
         start = _col("b", "__series")
         end = exp.DateAdd(this=start.copy(), expression=exp.Literal.number(1), unit=exp.var(bucketed.granularity))
@@ -153,43 +185,38 @@ class SqlBuilder:
         if window.leading != "unbounded":
             upper = _shift(anchor, window.leading, 1) if window.leading else end.copy()
             conditions.append(exp.LT(this=local_time.copy(), expression=upper))
-        select = self._tree_select(group.tree)
-        series = exp.Subquery(this=buckets, alias=exp.TableAlias(this=_ident("__series")))
-        select = select.join(series, on=exp.and_(*conditions) if conditions else exp.true(),
-                             join_type="INNER", copy=False)
         outputs = []
         for dim in self.query.dimensions:
             value = start.copy() if dim is bucketed else self._dimension_value(dim)
-            outputs.append(exp.alias_(value, self.dim_alias[dim.key]))
-        outputs += [exp.alias_(self._aggregate(m), f"m{j}") for j, m in enumerate(group.measures)]
-        select = select.select(*outputs, copy=False)
+            outputs.append(_alias(value, self.dim_alias[dim.key]))
+        outputs += [_alias(self._aggregate(m), f"m{j}") for j, m in enumerate(group.measures)]
+        select = self._tree_select(group.tree, outputs)
+        series = exp.Subquery(this=buckets, alias=exp.TableAlias(this=_ident("__series")))
+        _join(select, series, _and(conditions) if conditions else exp.true(), "")
         kept = [node for node in self.query.where
                 if not (isinstance(node, Condition) and node.operator == "inDateRange"
                         and node.ref.member is bucketed.ref.member)]
-        conditions = [self._filter(node, self._member_value) for node in kept]
-        conditions += [parenthesize(s.member.expression.copy()) for s in self.query.segments]
-        if conditions:
-            select = select.where(exp.and_(*conditions), copy=False)
-        keys = [start.copy() if d is bucketed else self._dimension_value(d) for d in self.query.dimensions]
-        return select.group_by(*keys, copy=False)
+        filters = [self._filter(node, self._member_value) for node in kept]
+        filters += [parenthesize(self._copy(s.member.expression)) for s in self.query.segments]
+        if filters:
+            select.set("where", exp.Where(this=_and(filters)))
+        return _group_by_position(select, len(self.query.dimensions))
 
     def _dimension_only(self) -> exp.Select:
         assert self.plan.dimension_tree is not None
-        select = self._tree_select(self.plan.dimension_tree)
-        select = select.select(*(exp.alias_(self._dimension_value(d), d.key, quoted=True)
-                                 for d in self.query.dimensions), copy=False)
-        select = self._where(select)
-        return select.group_by(*(self._dimension_value(d) for d in self.query.dimensions), copy=False)
+        outputs = [_alias(self._dimension_value(d), d.key, quoted=True) for d in self.query.dimensions]
+        select = self._tree_select(self.plan.dimension_tree, outputs)
+        self._where(select)
+        return _group_by_position(select, len(outputs))
 
-    def _tree_select(self, tree: JoinTree) -> exp.Select:
-        select = exp.select(copy=False).from_(self._source(self.model.cubes[tree.root]), copy=False)
+    def _tree_select(self, tree: JoinTree, outputs: list[exp.Expression]) -> exp.Select:
+        select = _from(_select(*outputs), self._source(self.model.cubes[tree.root]))
         for step in tree.steps:
-            select = select.join(self._source(self.model.cubes[step.child]), on=step.join.condition.copy(),
-                                 join_type="LEFT", copy=False)
+            _join(select, self._source(self.model.cubes[step.child]), self._copy(step.join.condition), "LEFT")
         return select
 
     def _source(self, cube: Cube) -> exp.Expression:
-        source = cube.source.copy()
+        source = self._copy(cube.source)
         if self.source_hook is not None:
             source = self.source_hook(cube, source)
         alias = exp.TableAlias(this=_ident(cube.name))
@@ -199,17 +226,14 @@ class SqlBuilder:
         return exp.Subquery(this=source.this if isinstance(source, exp.Subquery) else source, alias=alias)
 
     def _dimension_outputs(self) -> list[exp.Expression]:
-        return [exp.alias_(self._dimension_value(d), self.dim_alias[d.key]) for d in self.query.dimensions]
+        return [_alias(self._dimension_value(d), self.dim_alias[d.key]) for d in self.query.dimensions]
 
     def _where(self, select: exp.Select) -> exp.Select:
         conditions = [self._filter(node, self._member_value) for node in self.query.where]
-        conditions += [parenthesize(s.member.expression.copy()) for s in self.query.segments]
-        return select.where(exp.and_(*conditions), copy=False) if conditions else select
-
-    def _group_by(self, select: exp.Select) -> exp.Select:
-        if not self.query.dimensions:
-            return select
-        return select.group_by(*(self._dimension_value(d) for d in self.query.dimensions), copy=False)
+        conditions += [parenthesize(self._copy(s.member.expression)) for s in self.query.segments]
+        if conditions:
+            select.set("where", exp.Where(this=_and(conditions)))
+        return select
 
     def _combine_on(self, ctes: list[tuple[str, exp.Select]], i: int) -> exp.Expression | None:
         if not self.query.dimensions:
@@ -219,7 +243,12 @@ class SqlBuilder:
             left = [_col(alias, name) for name, _ in ctes[:i]]
             left_value = left[0] if len(left) == 1 else exp.Coalesce(this=left[0], expressions=left[1:])
             parts.append(exp.NullSafeEQ(this=left_value, expression=_col(alias, ctes[i][0])))
-        return exp.and_(*parts)
+        return _and(parts)
+
+    @staticmethod
+    def _copy(tree: exp.Expression | None) -> exp.Expression:
+        assert tree is not None
+        return tree.copy()
 
     # -- values ----------------------------------------------------------------------------------
 
@@ -252,14 +281,14 @@ class SqlBuilder:
         if self.query.timezone != "UTC":
             value = exp.ConvertTimezone(source_tz=exp.Literal.string("UTC"),
                                         target_tz=exp.Literal.string(self.query.timezone), timestamp=value)
-        return exp.cast(value, exp.DataType.Type.TIMESTAMP)
+        return exp.cast(value, exp.DataType.Type.TIMESTAMP, copy=False)
 
     # -- filters -------------------------------------------------------------------------------
 
     def _filter(self, node: FilterNode, value_of) -> exp.Expression:
         if isinstance(node, Group):
             parts = [self._filter(child, value_of) for child in node.children]
-            joined = exp.and_(*parts) if node.kind == "and" else exp.or_(*parts)
+            joined = _and(parts) if node.kind == "and" else _or(parts)
             return exp.Paren(this=joined)
         return exp.Paren(this=self._condition(node, value_of(node.ref)))
 
@@ -278,11 +307,11 @@ class SqlBuilder:
             return cls(this=value, expression=literal(cond.values[0]))
         if op in ("inDateRange", "notInDateRange"):
             start, end = self._utc_bounds(cond.values[0])
-            inside = exp.and_(exp.GTE(this=value, expression=start), exp.LT(this=value.copy(), expression=end))
+            inside = _and([exp.GTE(this=value, expression=start), exp.LT(this=value.copy(), expression=end)])
             if op == "inDateRange":
                 return inside
-            return exp.or_(exp.LT(this=value.copy(), expression=start.copy()),
-                           exp.GTE(this=value.copy(), expression=end.copy()))
+            return _or([exp.LT(this=value.copy(), expression=start.copy()),
+                        exp.GTE(this=value.copy(), expression=end.copy())])
         if op in ("beforeDate", "beforeOrOnDate", "afterDate", "afterOrOnDate"):
             cls = {"beforeDate": exp.LT, "beforeOrOnDate": exp.LTE, "afterDate": exp.GT,
                    "afterOrOnDate": exp.GTE}[op]
@@ -306,7 +335,11 @@ def _shift(anchor: exp.Expression, interval: str, sign: int) -> exp.Expression:
 
 
 def _timestamp(value: datetime) -> exp.Expression:
-    return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), exp.DataType.Type.TIMESTAMP)
+    """A bound at midnight is written as a DATE: equal for timestamp columns, and a DATE column is
+    then compared without a per-row cast (so DuckDB can skip row groups by their min/max)."""
+    if value.time() == datetime.min.time():
+        return exp.cast(exp.Literal.string(value.date().isoformat()), exp.DataType.Type.DATE, copy=False)
+    return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), exp.DataType.Type.TIMESTAMP, copy=False)
 
 
 def _literal(value: object) -> exp.Expression:
@@ -329,11 +362,11 @@ def _equality(value: exp.Expression, literals: list[exp.Expression | None], posi
     if positive:
         if wants_null:
             parts.append(exp.Is(this=value.copy(), expression=exp.Null()))
-        return exp.or_(*parts)
+        return _or(parts)
     null_check = exp.Is(this=value.copy(), expression=exp.Null())
     if wants_null:
-        return exp.and_(*parts, exp.Not(this=null_check)) if parts else exp.Not(this=null_check)
-    return exp.or_(*parts, null_check)
+        return _and([*parts, exp.Not(this=null_check)])
+    return _or([*parts, null_check])
 
 
 def _like(value: exp.Expression, op: str, values: tuple[object, ...]) -> exp.Expression:
@@ -346,7 +379,7 @@ def _like(value: exp.Expression, op: str, values: tuple[object, ...]) -> exp.Exp
         pattern = {"contains": f"%{text}%", "startswith": f"{text}%", "endswith": f"%{text}"}[kind]
         patterns.append(exp.Escape(this=exp.ILike(this=value.copy(), expression=exp.Literal.string(pattern)),
                                    expression=exp.Literal.string(LIKE_ESCAPE)))
-    match = exp.or_(*patterns)
+    match = _or(patterns)
     if positive:
         return match
-    return exp.or_(exp.Not(this=exp.Paren(this=match)), exp.Is(this=value.copy(), expression=exp.Null()))
+    return _or([exp.Not(this=exp.Paren(this=match)), exp.Is(this=value.copy(), expression=exp.Null())])
