@@ -30,34 +30,69 @@ from headless_bi.warehouse.files import load_files  # noqa: E402
 TABLES = ["customer", "lineitem", "nation", "orders", "part", "partsupp", "region", "supplier"]
 
 TPCH = {
-    1: {"measures": ["lineitem.quantity", "lineitem.extended_price", "lineitem.revenue", "lineitem.charge",
-                     "lineitem.avg_quantity", "lineitem.avg_price", "lineitem.avg_discount", "lineitem.count"],
+    1: {
+        "measures": [
+            "lineitem.quantity",
+            "lineitem.extended_price",
+            "lineitem.revenue",
+            "lineitem.charge",
+            "lineitem.avg_quantity",
+            "lineitem.avg_price",
+            "lineitem.avg_discount",
+            "lineitem.count",
+        ],
         "dimensions": ["lineitem.returnflag", "lineitem.linestatus"],
         "filters": [{"member": "lineitem.shipdate", "operator": "beforeOrOnDate", "values": ["1998-09-02"]}],
-        "order": [["lineitem.returnflag", "asc"], ["lineitem.linestatus", "asc"]]},
-    3: {"measures": ["lineitem.revenue"],
+        "order": [["lineitem.returnflag", "asc"], ["lineitem.linestatus", "asc"]],
+    },
+    3: {
+        "measures": ["lineitem.revenue"],
         "dimensions": ["lineitem.orderkey", "orders.orderdate", "orders.shippriority"],
-        "filters": [{"member": "customer.mktsegment", "operator": "equals", "values": ["BUILDING"]},
-                    {"member": "orders.orderdate", "operator": "beforeDate", "values": ["1995-03-15"]},
-                    {"member": "lineitem.shipdate", "operator": "afterDate", "values": ["1995-03-15"]}],
-        "order": {"lineitem.revenue": "desc", "orders.orderdate": "asc"}, "limit": 10},
-    6: {"measures": ["lineitem.discount_amount"],
+        "filters": [
+            {"member": "customer.mktsegment", "operator": "equals", "values": ["BUILDING"]},
+            {"member": "orders.orderdate", "operator": "beforeDate", "values": ["1995-03-15"]},
+            {"member": "lineitem.shipdate", "operator": "afterDate", "values": ["1995-03-15"]},
+        ],
+        "order": {"lineitem.revenue": "desc", "orders.orderdate": "asc"},
+        "limit": 10,
+    },
+    6: {
+        "measures": ["lineitem.discount_amount"],
         "timeDimensions": [{"dimension": "lineitem.shipdate", "dateRange": ["1994-01-01", "1994-12-31"]}],
-        "filters": [{"member": "lineitem.discount", "operator": "gte", "values": ["0.05"]},
-                    {"member": "lineitem.discount", "operator": "lte", "values": ["0.07"]},
-                    {"member": "lineitem.quantity_value", "operator": "lt", "values": [24]}]},
-    10: {"measures": ["lineitem.revenue"],
-         "dimensions": ["customer.custkey", "customer.name", "customer.acctbal", "nation.name",
-                        "customer.address", "customer.phone", "customer.comment"],
-         "timeDimensions": [{"dimension": "orders.orderdate", "dateRange": ["1993-10-01", "1993-12-31"]}],
-         "segments": ["lineitem.returned"], "order": {"lineitem.revenue": "desc"}, "limit": 20},
-    12: {"measures": ["lineitem.high_priority_count", "lineitem.low_priority_count"],
-         "dimensions": ["lineitem.shipmode"],
-         "timeDimensions": [{"dimension": "lineitem.receiptdate", "dateRange": ["1994-01-01", "1994-12-31"]}],
-         "filters": [{"member": "lineitem.shipmode", "operator": "equals", "values": ["MAIL", "SHIP"]}],
-         "segments": ["lineitem.late_delivery"], "order": {"lineitem.shipmode": "asc"}},
-    14: {"measures": ["lineitem.promo_revenue_share"],
-         "timeDimensions": [{"dimension": "lineitem.shipdate", "dateRange": ["1995-09-01", "1995-09-30"]}]},
+        "filters": [
+            {"member": "lineitem.discount", "operator": "gte", "values": ["0.05"]},
+            {"member": "lineitem.discount", "operator": "lte", "values": ["0.07"]},
+            {"member": "lineitem.quantity_value", "operator": "lt", "values": [24]},
+        ],
+    },
+    10: {
+        "measures": ["lineitem.revenue"],
+        "dimensions": [
+            "customer.custkey",
+            "customer.name",
+            "customer.acctbal",
+            "nation.name",
+            "customer.address",
+            "customer.phone",
+            "customer.comment",
+        ],
+        "timeDimensions": [{"dimension": "orders.orderdate", "dateRange": ["1993-10-01", "1993-12-31"]}],
+        "segments": ["lineitem.returned"],
+        "order": {"lineitem.revenue": "desc"},
+        "limit": 20,
+    },
+    12: {
+        "measures": ["lineitem.high_priority_count", "lineitem.low_priority_count"],
+        "dimensions": ["lineitem.shipmode"],
+        "timeDimensions": [{"dimension": "lineitem.receiptdate", "dateRange": ["1994-01-01", "1994-12-31"]}],
+        "filters": [{"member": "lineitem.shipmode", "operator": "equals", "values": ["MAIL", "SHIP"]}],
+        "segments": ["lineitem.late_delivery"],
+        "order": {"lineitem.shipmode": "asc"},
+    },
+    14: {
+        "measures": ["lineitem.promo_revenue_share"],
+        "timeDimensions": [{"dimension": "lineitem.shipdate", "dateRange": ["1995-09-01", "1995-09-30"]}],
+    },
 }
 
 EXTRA = [
@@ -66,29 +101,68 @@ EXTRA = [
     {"measures": ["orders.total_price"], "dimensions": ["customer.mktsegment"]},
     {"measures": ["lineitem.revenue"], "dimensions": ["nation.name"]},
     {"measures": ["lineitem.revenue"], "dimensions": ["region.name", "nation.name"]},
-    {"measures": ["customer.balance", "orders.total_price", "lineitem.revenue"], "dimensions": ["nation.name"]},
+    {
+        "measures": ["customer.balance", "orders.total_price", "lineitem.revenue"],
+        "dimensions": ["nation.name"],
+    },
     {"measures": ["customer.balance"], "dimensions": ["lineitem.shipmode"]},
-    {"measures": ["orders.count"],
-     "timeDimensions": [{"dimension": "orders.orderdate", "granularity": "month"}]},
-    {"measures": ["orders.count"], "timezone": "America/New_York",
-     "timeDimensions": [{"dimension": "orders.orderdate", "granularity": "week",
-                         "dateRange": ["1996-01-01", "1996-12-31"]}]},
-    {"measures": ["lineitem.revenue_running_total"],
-     "timeDimensions": [{"dimension": "lineitem.shipdate", "granularity": "year"}]},
-    {"measures": ["orders.count"], "filters": [{"or": [
-        {"member": "orders.orderpriority", "operator": "startsWith", "values": ["1-"]},
-        {"member": "orders.orderstatus", "operator": "notEquals", "values": ["F"]}]}]},
-    {"measures": ["lineitem.revenue"], "dimensions": ["part.brand"],
-     "filters": [{"member": "lineitem.revenue", "operator": "gt", "values": ["1000000"]}], "limit": 5},
+    {
+        "measures": ["orders.count"],
+        "timeDimensions": [{"dimension": "orders.orderdate", "granularity": "month"}],
+    },
+    {
+        "measures": ["orders.count"],
+        "timezone": "America/New_York",
+        "timeDimensions": [
+            {
+                "dimension": "orders.orderdate",
+                "granularity": "week",
+                "dateRange": ["1996-01-01", "1996-12-31"],
+            }
+        ],
+    },
+    {
+        "measures": ["lineitem.revenue_running_total"],
+        "timeDimensions": [{"dimension": "lineitem.shipdate", "granularity": "year"}],
+    },
+    {
+        "measures": ["orders.count"],
+        "filters": [
+            {
+                "or": [
+                    {"member": "orders.orderpriority", "operator": "startsWith", "values": ["1-"]},
+                    {"member": "orders.orderstatus", "operator": "notEquals", "values": ["F"]},
+                ]
+            }
+        ],
+    },
+    {
+        "measures": ["lineitem.revenue"],
+        "dimensions": ["part.brand"],
+        "filters": [{"member": "lineitem.revenue", "operator": "gt", "values": ["1000000"]}],
+        "limit": 5,
+    },
     {"measures": ["orders.customers"], "dimensions": ["orders.orderpriority"]},
     {"dimensions": ["nation.name", "region.name"]},
     {"measures": ["supplier.count"], "dimensions": ["supplier_nation.name"]},
-    {"measures": ["lineitem.promo_revenue_share"], "dimensions": ["lineitem.shipmode"],
-     "timeDimensions": [{"dimension": "lineitem.shipdate", "granularity": "quarter",
-                         "dateRange": "from 1995-01-01 to 1995-12-31"}]},
+    {
+        "measures": ["lineitem.promo_revenue_share"],
+        "dimensions": ["lineitem.shipmode"],
+        "timeDimensions": [
+            {
+                "dimension": "lineitem.shipdate",
+                "granularity": "quarter",
+                "dateRange": "from 1995-01-01 to 1995-12-31",
+            }
+        ],
+    },
     {"measures": ["orders.avg_total_price"], "dimensions": ["lineitem.returnflag"]},
-    {"measures": ["lineitem.count", "lineitem.order_count"], "dimensions": ["customer.mktsegment"],
-     "filters": [{"member": "customer.name", "operator": "contains", "values": ["0000"]}], "total": True},
+    {
+        "measures": ["lineitem.count", "lineitem.order_count"],
+        "dimensions": ["customer.mktsegment"],
+        "filters": [{"member": "customer.name", "operator": "contains", "values": ["0000"]}],
+        "total": True,
+    },
 ]
 
 
@@ -122,7 +196,7 @@ def bench_end_to_end(model, warehouse, queries: dict[int, str], repeat: int) -> 
     for number, semantic in TPCH.items():
         raw_times, arrow_times, rows_times = [], [], []
         warehouse.execute(queries[number])
-        run_query(model, warehouse, semantic).data
+        _ = run_query(model, warehouse, semantic).data
         for _ in range(repeat):
             start = time.perf_counter()
             warehouse.execute(queries[number])
@@ -130,28 +204,39 @@ def bench_end_to_end(model, warehouse, queries: dict[int, str], repeat: int) -> 
             start = time.perf_counter()
             result = run_query(model, warehouse, semantic)
             arrow_times.append(time.perf_counter() - start)
-            result.data
+            _ = result.data
             rows_times.append(time.perf_counter() - start)
         raw = statistics.median(raw_times)
-        out.append({"query": f"Q{number}", "raw_ms": raw * 1e3,
-                    "semantic_arrow_ratio": statistics.median(arrow_times) / raw,
-                    "semantic_rows_ratio": statistics.median(rows_times) / raw})
+        out.append(
+            {
+                "query": f"Q{number}",
+                "raw_ms": raw * 1e3,
+                "semantic_arrow_ratio": statistics.median(arrow_times) / raw,
+                "semantic_rows_ratio": statistics.median(rows_times) / raw,
+            }
+        )
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT / "bench" / ".data" / "tpch_sf1")
-    parser.add_argument("--queries", type=Path, default=ROOT.parent / "shared" / "data" / "tpch_sf0.1",
-                        help="folder with tpch_queries.csv (the query text is the same at every scale)")
+    parser.add_argument(
+        "--queries",
+        type=Path,
+        default=ROOT.parent / "shared" / "data" / "tpch_sf0.1",
+        help="folder with tpch_queries.csv (the query text is the same at every scale)",
+    )
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--rounds", type=int, default=50)
     args = parser.parse_args()
     model = load_models(ROOT / "semantic_models" / "tpch")
     queries = list(TPCH.values()) + EXTRA
     stats = bench_compile(model, queries, args.rounds)
-    print(f"compile latency over {len(queries)} queries x {args.rounds}: "
-          f"p50 {stats['p50_ms']:.3f} ms, p99 {stats['p99_ms']:.3f} ms")
+    print(
+        f"compile latency over {len(queries)} queries x {args.rounds}: "
+        f"p50 {stats['p50_ms']:.3f} ms, p99 {stats['p99_ms']:.3f} ms"
+    )
     if not (args.data / "lineitem.parquet").exists():
         raise SystemExit(f"no TPC-H data at {args.data}; run: python3 bench/tpch_sf1.py")
     with tempfile.TemporaryDirectory() as tmp:
@@ -159,10 +244,15 @@ def main() -> None:
         load_files([args.data / f"{t}.parquet" for t in TABLES], path)
         warehouse = DuckDBWarehouse(path, default_timeout_s=600)
         sql = hand_written(args.queries if (args.queries / "tpch_queries.csv").exists() else args.data)
-        print(f"end to end on {args.data.name}, median of {args.repeat} (ratio = semantic / hand-written SQL):")
+        print(
+            f"end to end on {args.data.name}, median of {args.repeat} (ratio = semantic / hand-written SQL):"
+        )
         for row in bench_end_to_end(model, warehouse, sql, args.repeat):
-            print(f"  {row['query']:>4}: raw {row['raw_ms']:8.1f} ms   to Arrow x{row['semantic_arrow_ratio']:.3f}"
-                  f"   to rows x{row['semantic_rows_ratio']:.3f}")
+            print(
+                f"  {row['query']:>4}: raw {row['raw_ms']:8.1f} ms"
+                f"   to Arrow x{row['semantic_arrow_ratio']:.3f}"
+                f"   to rows x{row['semantic_rows_ratio']:.3f}"
+            )
         warehouse.close()
 
 

@@ -33,8 +33,9 @@ class QueryError(HeadlessBIError):
 
     code = BAD_QUERY
 
-    def __init__(self, message: str, *, member: str | None = None, value: object = None,
-                 code: str | None = None):
+    def __init__(
+        self, message: str, *, member: str | None = None, value: object = None, code: str | None = None
+    ):
         super().__init__(message)
         self.member = member
         self.value = value
@@ -45,8 +46,9 @@ class QueryError(HeadlessBIError):
 class UnknownMemberError(QueryError):
     code = UNKNOWN_MEMBER
 
-    def __init__(self, member: str, candidates: Iterable[str], *, kind: str = "member",
-                 where: str | None = None):
+    def __init__(
+        self, member: str, candidates: Iterable[str], *, kind: str = "member", where: str | None = None
+    ):
         hint = did_you_mean(member, candidates)
         place = f" in {where}" if where else ""
         super().__init__(f"Unknown {kind} '{member}'{place}.{hint}", member=member)

@@ -51,8 +51,15 @@ class QueryResult:
         return out
 
 
-def run_query(model: SemanticModel, warehouse: Warehouse, query: dict[str, Any], *,
-              now: datetime | None = None, timeout_s: float | None = None, **compile_options: Any) -> QueryResult:
+def run_query(
+    model: SemanticModel,
+    warehouse: Warehouse,
+    query: dict[str, Any],
+    *,
+    now: datetime | None = None,
+    timeout_s: float | None = None,
+    **compile_options: Any,
+) -> QueryResult:
     compiled = compile_query(model, query, dialect=warehouse.dialect, now=now, **compile_options)
     table = warehouse.execute(compiled.sql, timeout_s=timeout_s)
     total = None

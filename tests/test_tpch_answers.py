@@ -33,7 +33,9 @@ def _answers(path: Path) -> dict[int, list[dict[str, str]]]:
         for row in csv.DictReader(handle):
             lines = row["answer"].splitlines()
             header = lines[0].split("|")
-            out[int(row["query_nr"])] = [dict(zip(header, line.split("|"), strict=True)) for line in lines[1:]]
+            out[int(row["query_nr"])] = [
+                dict(zip(header, line.split("|"), strict=True)) for line in lines[1:]
+            ]
     return out
 
 
@@ -57,19 +59,37 @@ def _check(rows: list[dict], expected: list[dict[str, str]], columns: dict[str, 
 def test_q1_pricing_summary(tpch):
     model, warehouse, answers = tpch
     query = {
-        "measures": ["lineitem.quantity", "lineitem.extended_price", "lineitem.revenue", "lineitem.charge",
-                     "lineitem.avg_quantity", "lineitem.avg_price", "lineitem.avg_discount", "lineitem.count"],
+        "measures": [
+            "lineitem.quantity",
+            "lineitem.extended_price",
+            "lineitem.revenue",
+            "lineitem.charge",
+            "lineitem.avg_quantity",
+            "lineitem.avg_price",
+            "lineitem.avg_discount",
+            "lineitem.count",
+        ],
         "dimensions": ["lineitem.returnflag", "lineitem.linestatus"],
         "filters": [{"member": "lineitem.shipdate", "operator": "beforeOrOnDate", "values": ["1998-09-02"]}],
         "order": [["lineitem.returnflag", "asc"], ["lineitem.linestatus", "asc"]],
     }
     rows = run_query(model, warehouse, query).data
-    _check(rows, answers[1], {
-        "l_returnflag": "lineitem.returnflag", "l_linestatus": "lineitem.linestatus",
-        "sum_qty": "lineitem.quantity", "sum_base_price": "lineitem.extended_price",
-        "sum_disc_price": "lineitem.revenue", "sum_charge": "lineitem.charge", "avg_qty": "lineitem.avg_quantity",
-        "avg_price": "lineitem.avg_price", "avg_disc": "lineitem.avg_discount", "count_order": "lineitem.count",
-    })
+    _check(
+        rows,
+        answers[1],
+        {
+            "l_returnflag": "lineitem.returnflag",
+            "l_linestatus": "lineitem.linestatus",
+            "sum_qty": "lineitem.quantity",
+            "sum_base_price": "lineitem.extended_price",
+            "sum_disc_price": "lineitem.revenue",
+            "sum_charge": "lineitem.charge",
+            "avg_qty": "lineitem.avg_quantity",
+            "avg_price": "lineitem.avg_price",
+            "avg_disc": "lineitem.avg_discount",
+            "count_order": "lineitem.count",
+        },
+    )
 
 
 def test_q3_shipping_priority(tpch):
@@ -86,10 +106,16 @@ def test_q3_shipping_priority(tpch):
         "limit": 10,
     }
     rows = run_query(model, warehouse, query).data
-    _check(rows, answers[3], {
-        "l_orderkey": "lineitem.orderkey", "revenue": "lineitem.revenue", "o_orderdate": "orders.orderdate",
-        "o_shippriority": "orders.shippriority",
-    })
+    _check(
+        rows,
+        answers[3],
+        {
+            "l_orderkey": "lineitem.orderkey",
+            "revenue": "lineitem.revenue",
+            "o_orderdate": "orders.orderdate",
+            "o_shippriority": "orders.shippriority",
+        },
+    )
 
 
 def test_q6_forecasting_revenue_change(tpch):
@@ -111,19 +137,35 @@ def test_q10_returned_item_reporting(tpch):
     model, warehouse, answers = tpch
     query = {
         "measures": ["lineitem.revenue"],
-        "dimensions": ["customer.custkey", "customer.name", "customer.acctbal", "nation.name",
-                       "customer.address", "customer.phone", "customer.comment"],
+        "dimensions": [
+            "customer.custkey",
+            "customer.name",
+            "customer.acctbal",
+            "nation.name",
+            "customer.address",
+            "customer.phone",
+            "customer.comment",
+        ],
         "timeDimensions": [{"dimension": "orders.orderdate", "dateRange": ["1993-10-01", "1993-12-31"]}],
         "segments": ["lineitem.returned"],
         "order": {"lineitem.revenue": "desc"},
         "limit": 20,
     }
     rows = run_query(model, warehouse, query).data
-    _check(rows, answers[10], {
-        "c_custkey": "customer.custkey", "c_name": "customer.name", "revenue": "lineitem.revenue",
-        "c_acctbal": "customer.acctbal", "n_name": "nation.name", "c_address": "customer.address",
-        "c_phone": "customer.phone", "c_comment": "customer.comment",
-    })
+    _check(
+        rows,
+        answers[10],
+        {
+            "c_custkey": "customer.custkey",
+            "c_name": "customer.name",
+            "revenue": "lineitem.revenue",
+            "c_acctbal": "customer.acctbal",
+            "n_name": "nation.name",
+            "c_address": "customer.address",
+            "c_phone": "customer.phone",
+            "c_comment": "customer.comment",
+        },
+    )
 
 
 def test_q12_shipping_modes_and_order_priority(tpch):
@@ -131,16 +173,23 @@ def test_q12_shipping_modes_and_order_priority(tpch):
     query = {
         "measures": ["lineitem.high_priority_count", "lineitem.low_priority_count"],
         "dimensions": ["lineitem.shipmode"],
-        "timeDimensions": [{"dimension": "lineitem.receiptdate", "dateRange": "from 1994-01-01 to 1994-12-31"}],
+        "timeDimensions": [
+            {"dimension": "lineitem.receiptdate", "dateRange": "from 1994-01-01 to 1994-12-31"}
+        ],
         "filters": [{"member": "lineitem.shipmode", "operator": "equals", "values": ["MAIL", "SHIP"]}],
         "segments": ["lineitem.late_delivery"],
         "order": {"lineitem.shipmode": "asc"},
     }
     rows = run_query(model, warehouse, query).data
-    _check(rows, answers[12], {
-        "l_shipmode": "lineitem.shipmode", "high_line_count": "lineitem.high_priority_count",
-        "low_line_count": "lineitem.low_priority_count",
-    })
+    _check(
+        rows,
+        answers[12],
+        {
+            "l_shipmode": "lineitem.shipmode",
+            "high_line_count": "lineitem.high_priority_count",
+            "low_line_count": "lineitem.low_priority_count",
+        },
+    )
 
 
 def test_q14_promotion_effect(tpch):
@@ -156,14 +205,25 @@ def test_q14_promotion_effect(tpch):
 def test_view_pins_the_supplier_nation(tpch):
     """Role-playing nation: the same table as customer nation and supplier nation gives different numbers."""
     model, warehouse, _ = tpch
-    by_customer = run_query(model, warehouse, {"measures": ["lineitem.revenue"], "dimensions": ["nation.name"],
-                                               "order": {"nation.name": "asc"}}).data
-    by_supplier = run_query(model, warehouse, {"measures": ["lineitem.revenue"],
-                                               "dimensions": ["supplier_nation.name"],
-                                               "order": {"supplier_nation.name": "asc"}}).data
+    by_customer = run_query(
+        model,
+        warehouse,
+        {"measures": ["lineitem.revenue"], "dimensions": ["nation.name"], "order": {"nation.name": "asc"}},
+    ).data
+    by_supplier = run_query(
+        model,
+        warehouse,
+        {
+            "measures": ["lineitem.revenue"],
+            "dimensions": ["supplier_nation.name"],
+            "order": {"supplier_nation.name": "asc"},
+        },
+    ).data
     plain = warehouse.execute(
-        "SELECT n.n_name, SUM(l_extendedprice * (1 - l_discount)) FROM lineitem JOIN supplier ON l_suppkey = s_suppkey "
-        "JOIN nation n ON s_nationkey = n.n_nationkey GROUP BY 1 ORDER BY 1").to_pylist()
+        "SELECT n.n_name, SUM(l_extendedprice * (1 - l_discount)) FROM lineitem "
+        "JOIN supplier ON l_suppkey = s_suppkey JOIN nation n ON s_nationkey = n.n_nationkey "
+        "GROUP BY 1 ORDER BY 1"
+    ).to_pylist()
     assert [r["supplier_nation.name"] for r in by_supplier] == [r["n_name"] for r in plain]
     for got, want in zip(by_supplier, plain, strict=True):
         assert got["lineitem.revenue"] == pytest.approx(float(list(want.values())[1]), rel=1e-12)

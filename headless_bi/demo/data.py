@@ -88,13 +88,21 @@ class Holiday(TypedDict):
     effect: str
 
 
+OUTAGE_DAY, OUTAGE_STORE_ID = date(2025, 6, 18), 4
+CAMPAIGN_DAY = date(2025, 9, 11)
+RETURNS_WEEK = (date(2026, 3, 2), date(2026, 3, 8))
+PRICING_ERROR_DAY, PRICING_ERROR_PRODUCT_ID = date(2026, 8, 14), 2
+ELECTRONICS = "Electronics"
+DISCONTINUED_FROM = date(2026, 6, 1)  # inactive products stop selling from this day
+
+
 PLANTED_ANOMALIES: list[PlantedAnomaly] = [
     {
         "name": "store_outage",
-        "start": date(2025, 6, 18),
-        "end": date(2025, 6, 18),
+        "start": OUTAGE_DAY,
+        "end": OUTAGE_DAY,
         "table": "orders",
-        "where": {"store_id": 4},
+        "where": {"store_id": OUTAGE_STORE_ID},
         "measure": "orders.count",
         "direction": "drop",
         "what": "Berlin Mitte (store 4) systems outage: the store closes and its orders in every channel "
@@ -102,8 +110,8 @@ PLANTED_ANOMALIES: list[PlantedAnomaly] = [
     },
     {
         "name": "campaign_traffic_spike",
-        "start": date(2025, 9, 11),
-        "end": date(2025, 9, 11),
+        "start": CAMPAIGN_DAY,
+        "end": CAMPAIGN_DAY,
         "table": "daily_traffic",
         "where": {},
         "measure": "daily_traffic.sessions",
@@ -113,10 +121,10 @@ PLANTED_ANOMALIES: list[PlantedAnomaly] = [
     },
     {
         "name": "electronics_returns",
-        "start": date(2026, 3, 2),
-        "end": date(2026, 3, 8),
+        "start": RETURNS_WEEK[0],
+        "end": RETURNS_WEEK[1],
         "table": "orders",
-        "where": {"products.category": "Electronics"},
+        "where": {"products.category": ELECTRONICS},
         "measure": "orders.return_rate",
         "direction": "spike",
         "what": "Faulty Electronics batch: ~45% of orders placed that week containing an Electronics item "
@@ -124,10 +132,10 @@ PLANTED_ANOMALIES: list[PlantedAnomaly] = [
     },
     {
         "name": "pricing_error",
-        "start": date(2026, 8, 14),
-        "end": date(2026, 8, 14),
+        "start": PRICING_ERROR_DAY,
+        "end": PRICING_ERROR_DAY,
         "table": "order_items",
-        "where": {"product_id": 2},
+        "where": {"product_id": PRICING_ERROR_PRODUCT_ID},
         "measure": "order_items.quantity",
         "direction": "spike",
         "what": "Pricing error: product 2 (Auralis Noise-Cancelling Headphones) sold at 10% of list price; "
@@ -284,8 +292,8 @@ CATALOG: tuple[_Category, ...] = (
               }),
 )
 
-PRICING_ERROR_PRODUCT_ID = 2
-ELECTRONICS = "Electronics"
+
+_CATEGORY_INDEX = {c.name: i for i, c in enumerate(CATALOG)}
 
 # Yearly seasonality of order volume at mid-month, Jan..Dec (interpolated daily).
 _MONTH_LEVEL = (0.86, 0.84, 0.93, 0.98, 1.0, 0.92, 0.80, 0.79, 0.95, 1.02, 1.22, 1.45)
@@ -410,9 +418,8 @@ def _order_rates(rng: np.random.Generator, cal: _Calendar) -> tuple[np.ndarray, 
         if s.sunday_closed:
             rate[cal.dow == 6, j, 0] = 0.0
     clean = rate.copy()
-    outage, pricing = cal.index(date(2025, 6, 18)), cal.index(date(2026, 8, 14))
-    rate[outage, 3, :] *= 0.02  # store 4 = index 3
-    rate[pricing, :, 1:] *= 1.8
+    rate[cal.index(OUTAGE_DAY), OUTAGE_STORE_ID - 1, :] *= 0.02
+    rate[cal.index(PRICING_ERROR_DAY), :, 1:] *= 1.8  # deal hunters flock to the web shop and app
     return rate, clean
 
 
@@ -566,7 +573,7 @@ def _generate(seed: int) -> dict[str, dict[str, Any]]:
     price_list = np.array(products["unit_price"])
     popularity = np.array(products["popularity"]) * price_list ** -0.35
     inactive = ~np.array(products["is_active"])
-    late = cal.days[day_i[line_order]] >= np.datetime64("2026-06-01", "D")
+    late = cal.days[day_i[line_order]] >= np.datetime64(DISCONTINUED_FROM, "D")
     line_product = np.empty(len(line_order), dtype=np.int64)
     for m in range(1, 13):
         for is_late in (False, True):
@@ -579,7 +586,7 @@ def _generate(seed: int) -> dict[str, dict[str, Any]]:
     qty = qty + np.where(segment[line_order] == "corporate", rng.poisson(0.8, len(line_order)), 0)
 
     # Pricing error: bargain hunters add the mispriced headphones to half of that day's orders.
-    pe_day = cal.index(date(2026, 8, 14))
+    pe_day = cal.index(PRICING_ERROR_DAY)
     pe_orders = np.flatnonzero(day_i == pe_day)
     extra = pe_orders[rng.random(len(pe_orders)) < 0.5]
     line_order = np.concatenate([line_order, extra])
@@ -597,7 +604,7 @@ def _generate(seed: int) -> dict[str, dict[str, Any]]:
     factor = 1.03 ** years_before
     unit_price = np.floor(price_list[line_product] / factor) + 0.99
     unit_cost = np.round(np.array(products["unit_cost"])[line_product] / factor, 2)
-    markdown_p = np.where(cat_idx[line_product] == 2, 0.12, 0.05)  # apparel is marked down more
+    markdown_p = np.where(cat_idx[line_product] == _CATEGORY_INDEX["Apparel"], 0.12, 0.05)
     markdown = np.where(rng.random(n_items) < markdown_p,
                         rng.choice([0.1, 0.2, 0.3], size=n_items), 0.0)
     line_discount = np.round(1 - (1 - discount[line_order]) * (1 - markdown), 3)
@@ -613,9 +620,10 @@ def _generate(seed: int) -> dict[str, dict[str, Any]]:
                                  minlength=n_orders) > 0
     online = chan_i > 0
     p_cancel = np.where(online, np.where(chan_i == 1, 0.035, 0.03), 0.004)
-    p_return = np.where(online, 0.07, 0.03) + np.where(has_cat[2], np.where(online, 0.06, 0.03), 0.0)
-    week = (day_i >= cal.index(date(2026, 3, 2))) & (day_i <= cal.index(date(2026, 3, 8)))
-    p_return = np.where(week & has_cat[0], 0.45, p_return)
+    apparel = has_cat[_CATEGORY_INDEX["Apparel"]]
+    p_return = np.where(online, 0.07, 0.03) + np.where(apparel, np.where(online, 0.06, 0.03), 0.0)
+    week = (day_i >= cal.index(RETURNS_WEEK[0])) & (day_i <= cal.index(RETURNS_WEEK[1]))
+    p_return = np.where(week & has_cat[_CATEGORY_INDEX[ELECTRONICS]], 0.45, p_return)
     returnable = age_days >= np.where(online, 6, 3)
     u = rng.random(n_orders)
     status = np.where(online, np.where(age_days < 2, 0, np.where(age_days < 6, 1, 2)), 2)
@@ -635,7 +643,7 @@ def _generate(seed: int) -> dict[str, dict[str, Any]]:
     visits = np.round(rate[t_day, t_store, 0] / conv_rate * rng.lognormal(0.0, 0.08, len(t_day)))
     online_demand = clean_rate[t_day, t_store, 1:].sum(axis=1)
     sessions = np.round(online_demand / 0.032 * rng.lognormal(0.0, 0.1, len(t_day)))
-    spike = t_day == cal.index(date(2025, 9, 11))
+    spike = t_day == cal.index(CAMPAIGN_DAY)
     visits = np.where(spike, np.round(visits * 2.5), visits)
     sessions = np.where(spike, np.round(sessions * 4.5), sessions)
     visits = np.maximum(visits, conversions).astype(np.int64)

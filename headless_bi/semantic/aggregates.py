@@ -40,8 +40,10 @@ def prepare(measure: Measure, cubes: dict[str, Cube], _visiting: frozenset[str] 
         if target.aggregate is None:
             return None  # the target's own problem is reported on it
         if own_columns and target.cube != measure.cube:
-            return (f"'{measure.path}' mixes its own columns with measure '{target.path}' of another cube; "
-                    "build it from measures only")
+            return (
+                f"'{measure.path}' mixes its own columns with measure '{target.path}' of another cube; "
+                "build it from measures only"
+            )
         if target.is_derived and not own_columns:
             ref.replace(parenthesize(target.aggregate.copy()))
             base.extend(target.depends_on)
@@ -74,7 +76,9 @@ def _base_aggregate(measure: Measure) -> exp.Expression:
     value = measure.expression.copy() if measure.expression is not None else None
     condition = _conjunction(measure.filters)
     if condition is not None:
-        value = exp.Case(ifs=[exp.If(this=condition, true=value if value is not None else exp.Literal.number(1))])
+        value = exp.Case(
+            ifs=[exp.If(this=condition, true=value if value is not None else exp.Literal.number(1))]
+        )
     kind = measure.type
     if kind == "count":
         return exp.Count(this=value if value is not None else exp.Star())

@@ -15,8 +15,19 @@ from headless_bi.semantic.planner import Plan, build_plan
 from headless_bi.semantic.query import DEFAULT_LIMIT, MAX_LIMIT, Query, parse_query
 from headless_bi.semantic.sql_builder import SourceHook, SqlBuilder
 
-DIALECTS = ("duckdb", "postgres", "snowflake", "bigquery", "trino", "presto", "spark", "databricks",
-            "mysql", "redshift", "clickhouse")
+DIALECTS = (
+    "duckdb",
+    "postgres",
+    "snowflake",
+    "bigquery",
+    "trino",
+    "presto",
+    "spark",
+    "databricks",
+    "mysql",
+    "redshift",
+    "clickhouse",
+)
 
 
 @dataclass(frozen=True)
@@ -42,20 +53,31 @@ class CompiledQuery:
     total_sql: str | None = None
 
 
-def compile_query(model: SemanticModel, query: dict[str, Any] | Query, *, dialect: str = "duckdb",
-                  now: datetime | None = None, source_hook: SourceHook | None = None,
-                  default_limit: int = DEFAULT_LIMIT, max_limit: int = MAX_LIMIT) -> CompiledQuery:
+def compile_query(
+    model: SemanticModel,
+    query: dict[str, Any] | Query,
+    *,
+    dialect: str = "duckdb",
+    now: datetime | None = None,
+    source_hook: SourceHook | None = None,
+    default_limit: int = DEFAULT_LIMIT,
+    max_limit: int = MAX_LIMIT,
+) -> CompiledQuery:
     if dialect not in DIALECTS:
         raise QueryError(f"unknown SQL dialect '{dialect}'; use one of {', '.join(DIALECTS)}", value=dialect)
-    parsed = query if isinstance(query, Query) else parse_query(
-        model, query, now=now, default_limit=default_limit, max_limit=max_limit)
+    parsed = (
+        query
+        if isinstance(query, Query)
+        else parse_query(model, query, now=now, default_limit=default_limit, max_limit=max_limit)
+    )
     plan = build_plan(model, parsed)
     builder = SqlBuilder(model, plan, source_hook=source_hook)
     tree = builder.build()
     total_sql = None
     if parsed.total:
         counted = exp.select(exp.Count(this=exp.Star()).as_("total")).from_(
-            exp.Subquery(this=builder.build_unpaged(), alias=exp.TableAlias(this=exp.to_identifier("__q"))))
+            exp.Subquery(this=builder.build_unpaged(), alias=exp.TableAlias(this=exp.to_identifier("__q")))
+        )
         total_sql = render(counted, dialect)
     return CompiledQuery(parsed, plan, render(tree, dialect), dialect, annotate(model, parsed), total_sql)
 
@@ -81,14 +103,33 @@ def annotate(model: SemanticModel, query: Query) -> tuple[MemberAnnotation, ...]
         assert isinstance(member, Dimension)
         title = f"{_owner_title(model, dim.ref)} {member.title}"
         if dim.granularity:
-            out.append(MemberAnnotation(dim.key, "timeDimension", f"{title} ({dim.granularity})", member.title,
-                                        "time", member.format, dim.granularity))
+            out.append(
+                MemberAnnotation(
+                    dim.key,
+                    "timeDimension",
+                    f"{title} ({dim.granularity})",
+                    member.title,
+                    "time",
+                    member.format,
+                    dim.granularity,
+                )
+            )
         else:
-            out.append(MemberAnnotation(dim.key, "dimension", title, member.title, member.type, member.format))
+            out.append(
+                MemberAnnotation(dim.key, "dimension", title, member.title, member.type, member.format)
+            )
     for ref in query.measures:
         member = ref.member
-        out.append(MemberAnnotation(ref.name, "measure", f"{_owner_title(model, ref)} {member.title}",
-                                    member.title, "number", getattr(member, "format", None)))
+        out.append(
+            MemberAnnotation(
+                ref.name,
+                "measure",
+                f"{_owner_title(model, ref)} {member.title}",
+                member.title,
+                "number",
+                getattr(member, "format", None),
+            )
+        )
     return tuple(out)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,9 @@ def load_models(directory: Path | str, *, dialect: str = "duckdb") -> SemanticMo
     return model
 
 
-def check_models(directory: Path | str, *, dialect: str = "duckdb") -> tuple[SemanticModel | None, list[ModelIssue]]:
+def check_models(
+    directory: Path | str, *, dialect: str = "duckdb"
+) -> tuple[SemanticModel | None, list[ModelIssue]]:
     root = Path(directory)
     if not root.exists():
         return None, [ModelIssue(str(root), None, None, "no such file or directory")]
@@ -91,8 +94,9 @@ class _Builder:
         self.raw_views: list[LocatedDict] = []
         self._resolving: list[str] = []
 
-    def issue(self, where: Location | LocatedDict, member: str | None, message: str,
-              severity: str = "error") -> None:
+    def issue(
+        self, where: Location | LocatedDict, member: str | None, message: str, severity: str = "error"
+    ) -> None:
         if isinstance(where, LocatedDict):
             where = Location(where.file, where.line)
         self.issues.append(ModelIssue(where.file, where.line, member, message, severity))
@@ -124,17 +128,26 @@ class _Builder:
         if source is None:
             return
         cube = Cube(
-            name=name, title=raw.get("title") or _titleize(name), description=raw.get("description"),
-            public=raw.get("public", raw.get("shown", True)), meta=dict(raw.get("meta") or {}),
-            location=location, source=source, access_policy=list(raw.get("access_policy") or []),
+            name=name,
+            title=raw.get("title") or _titleize(name),
+            description=raw.get("description"),
+            public=raw.get("public", raw.get("shown", True)),
+            meta=dict(raw.get("meta") or {}),
+            location=location,
+            source=source,
+            access_policy=list(raw.get("access_policy") or []),
         )
         seen: dict[str, int] = {}
         for section, factory in (("dimensions", _dimension), ("measures", _measure), ("segments", _segment)):
             for item in raw.get(section) or []:
                 member_name = item["name"]
                 if member_name in seen:
-                    self.issue(item, f"{name}.{member_name}",
-                               f"member '{member_name}' is defined twice in cube '{name}' (also line {seen[member_name]})")
+                    self.issue(
+                        item,
+                        f"{name}.{member_name}",
+                        f"member '{member_name}' is defined twice in cube '{name}' "
+                        f"(also line {seen[member_name]})",
+                    )
                     continue
                 seen[member_name] = item.line
                 member = factory(name, item)
@@ -163,7 +176,7 @@ class _Builder:
         if member.expression is not None:
             return member.expression
         if member.path in self._resolving:
-            cycle = " → ".join([*self._resolving[self._resolving.index(member.path):], member.path])
+            cycle = " → ".join([*self._resolving[self._resolving.index(member.path) :], member.path])
             self.issue(member.location, member.path, f"circular reference: {cycle}")
             return None
         if member.sql_text is None:
@@ -178,8 +191,9 @@ class _Builder:
             member.cubes = frozenset(_tables_of(tree))
         return tree
 
-    def resolve_sql(self, sql: str, cube: Cube, member: Member | None,
-                    location: Location | None = None) -> exp.Expression | None:
+    def resolve_sql(
+        self, sql: str, cube: Cube, member: Member | None, location: Location | None = None
+    ) -> exp.Expression | None:
         where = location or (member.location if member else cube.location)
         label = member.path if member else cube.name
         text, refs = split_references(sql)
@@ -201,8 +215,10 @@ class _Builder:
             if ref.member is not None:
                 return fail(f"'{{{ref.owner}.{ref.member}}}.{column.name}' is not a valid reference")
             if target not in self.cubes:
-                return fail(f"unknown cube '{ref.owner}' in '{{{ref.owner}}}.{column.name}'."
-                            + did_you_mean(ref.owner, self.cubes))
+                return fail(
+                    f"unknown cube '{ref.owner}' in '{{{ref.owner}}}.{column.name}'."
+                    + did_you_mean(ref.owner, self.cubes)
+                )
             return exp.Column(this=column.this, table=exp.to_identifier(target, quoted=True))
 
         def on_member(ref: Reference) -> exp.Expression:
@@ -213,12 +229,16 @@ class _Builder:
             else:
                 owner_name = cube.name if ref.owner == "CUBE" else ref.owner
                 if owner_name not in self.cubes:
-                    return fail(f"unknown cube '{ref.owner}' in '{{{ref.owner}.{ref.member}}}'."
-                                + did_you_mean(ref.owner, self.cubes))
+                    return fail(
+                        f"unknown cube '{ref.owner}' in '{{{ref.owner}.{ref.member}}}'."
+                        + did_you_mean(ref.owner, self.cubes)
+                    )
                 owner, name = self.cubes[owner_name], ref.member
             target = _find(owner, name)
             if target is None:
-                candidates = [m.name for m in owner.members()] if owner is cube else [m.path for m in owner.members()]
+                candidates = (
+                    [m.name for m in owner.members()] if owner is cube else [m.path for m in owner.members()]
+                )
                 shown = name if owner is cube else f"{owner.name}.{name}"
                 return fail(f"unknown member '{shown}'." + did_you_mean(shown, candidates))
             if isinstance(target, Measure):
@@ -241,8 +261,9 @@ class _Builder:
                 return column
             return exp.Column(this=column.this, table=exp.to_identifier(cube.name, quoted=True))
 
-        tree = substitute(tree, refs, on_cube_column=on_cube_column, on_member=on_member,
-                          on_plain_column=on_plain_column)
+        tree = substitute(
+            tree, refs, on_cube_column=on_cube_column, on_member=on_member, on_plain_column=on_plain_column
+        )
         return None if failed else tree
 
     def resolve_all(self) -> None:
@@ -276,8 +297,11 @@ class _Builder:
             target = raw["name"]
             location = Location(raw.file, raw.line)
             if target not in self.cubes:
-                self.issue(raw, f"{cube.name}.joins.{target}",
-                           f"join to unknown cube '{target}'." + did_you_mean(target, self.cubes))
+                self.issue(
+                    raw,
+                    f"{cube.name}.joins.{target}",
+                    f"join to unknown cube '{target}'." + did_you_mean(target, self.cubes),
+                )
                 continue
             condition = self.resolve_sql(str(raw["sql"]), cube, None, location)
             if condition is None:
@@ -300,10 +324,13 @@ class _Builder:
                 for side in (a, b):
                     cube = self.cubes[side]
                     if join.seen_from(side) == "one_to_many" and cube.measures and not cube.primary_key:
-                        self.issue(cube.location, cube.name,
-                                   f"cube '{side}' has measures and is on the 'one' side of the join "
-                                   f"{join.source} → {join.target} ({join.relationship}), so it needs a "
-                                   "dimension with primary_key: true to avoid double counting")
+                        self.issue(
+                            cube.location,
+                            cube.name,
+                            f"cube '{side}' has measures and is on the 'one' side of the join "
+                            f"{join.source} → {join.target} ({join.relationship}), so it needs a "
+                            "dimension with primary_key: true to avoid double counting",
+                        )
                         return
 
     def build_views(self, graph: nx.Graph) -> dict[str, View]:
@@ -314,9 +341,13 @@ class _Builder:
                 self.issue(raw, name, f"view name '{name}' is already used by a cube or view")
                 continue
             view = View(
-                name=name, title=raw.get("title") or _titleize(name), description=raw.get("description"),
-                public=raw.get("public", raw.get("shown", True)), meta=dict(raw.get("meta") or {}),
-                location=Location(raw.file, raw.line), access_policy=list(raw.get("access_policy") or []),
+                name=name,
+                title=raw.get("title") or _titleize(name),
+                description=raw.get("description"),
+                public=raw.get("public", raw.get("shown", True)),
+                meta=dict(raw.get("meta") or {}),
+                location=Location(raw.file, raw.line),
+                access_policy=list(raw.get("access_policy") or []),
             )
             paths = []
             for entry in raw.get("cubes") or []:
@@ -331,10 +362,14 @@ class _Builder:
     def _check_join_path(self, entry: LocatedDict, view: str, path: tuple[str, ...], graph: nx.Graph) -> bool:
         for step in path:
             if step not in self.cubes:
-                self.issue(entry, view, f"join_path '{entry['join_path']}': unknown cube '{step}'."
-                           + did_you_mean(step, self.cubes))
+                self.issue(
+                    entry,
+                    view,
+                    f"join_path '{entry['join_path']}': unknown cube '{step}'."
+                    + did_you_mean(step, self.cubes),
+                )
                 return False
-        for a, b in zip(path, path[1:], strict=False):
+        for a, b in pairwise(path):
             if not graph.has_edge(a, b):
                 self.issue(entry, view, f"join_path '{entry['join_path']}': no join between '{a}' and '{b}'")
                 return False
@@ -359,23 +394,37 @@ class _Builder:
                 chosen.append((str(spec["name"]), spec.get("alias"), dict(spec)))
         for member_name in excludes:
             if _find(cube, member_name) is None:
-                self.issue(entry, view.name, f"'excludes' names unknown member '{cube.name}.{member_name}'."
-                           + did_you_mean(member_name, [m.name for m in cube.members()]))
+                self.issue(
+                    entry,
+                    view.name,
+                    f"'excludes' names unknown member '{cube.name}.{member_name}'."
+                    + did_you_mean(member_name, [m.name for m in cube.members()]),
+                )
         for member_name, alias, spec in chosen:
             if member_name in excludes:
                 continue
             target = _find(cube, member_name)
             if target is None:
-                self.issue(entry, view.name, f"'includes' names unknown member '{cube.name}.{member_name}'."
-                           + did_you_mean(member_name, [m.name for m in cube.members()]))
+                self.issue(
+                    entry,
+                    view.name,
+                    f"'includes' names unknown member '{cube.name}.{member_name}'."
+                    + did_you_mean(member_name, [m.name for m in cube.members()]),
+                )
                 continue
             exposed = alias or f"{prefix}{member_name}"
             if exposed in view.members:
-                self.issue(entry, view.name, f"view member '{exposed}' is included twice; use 'prefix' or an alias")
+                self.issue(
+                    entry, view.name, f"view member '{exposed}' is included twice; use 'prefix' or an alias"
+                )
                 continue
             view.members[exposed] = ViewMember(
-                view=view.name, name=exposed, target=target, join_path=path,
-                title=spec.get("title") or target.title, description=spec.get("description", target.description),
+                view=view.name,
+                name=exposed,
+                target=target,
+                join_path=path,
+                title=spec.get("title") or target.title,
+                description=spec.get("description", target.description),
             )
 
     def check_ambiguous_paths(self, graph: nx.Graph, views: dict[str, View]) -> None:
@@ -386,7 +435,7 @@ class _Builder:
         for component in nx.connected_components(graph):
             nodes = sorted(component)
             for i, a in enumerate(nodes):
-                for b in nodes[i + 1:]:
+                for b in nodes[i + 1 :]:
                     if frozenset((a, b)) in pinned:
                         continue
                     paths = []
@@ -396,9 +445,13 @@ class _Builder:
                             break
                     if len(paths) > 1:
                         shown = " and ".join(" → ".join(p) for p in paths)
-                        self.issue(self.cubes[a].location, a,
-                                   f"ambiguous join paths from '{a}' to '{b}': {shown}; "
-                                   "define a view with a join_path to choose one", severity="warning")
+                        self.issue(
+                            self.cubes[a].location,
+                            a,
+                            f"ambiguous join paths from '{a}' to '{b}': {shown}; "
+                            "define a view with a join_path to choose one",
+                            severity="warning",
+                        )
 
     def finish(self, version: str) -> SemanticModel | None:
         self.resolve_all()
@@ -406,7 +459,9 @@ class _Builder:
         self.check_primary_keys(graph)
         views = self.build_views(graph)
         self.check_ambiguous_paths(graph, views)
-        return SemanticModel(cubes=self.cubes, views=views, graph=graph, dialect=self.dialect, version=version)
+        return SemanticModel(
+            cubes=self.cubes, views=views, graph=graph, dialect=self.dialect, version=version
+        )
 
 
 def _find(cube: Cube, name: str) -> Member | None:
@@ -424,17 +479,25 @@ def _titleize(name: str) -> str:
 def _common(cube: str, raw: LocatedDict) -> dict[str, Any]:
     sql = raw.get("sql")
     return dict(
-        cube=cube, name=raw["name"], title=raw.get("title") or _titleize(raw["name"]),
-        description=raw.get("description"), public=raw.get("public", raw.get("shown", True)),
-        meta=dict(raw.get("meta") or {}), location=Location(raw.file, raw.line),
+        cube=cube,
+        name=raw["name"],
+        title=raw.get("title") or _titleize(raw["name"]),
+        description=raw.get("description"),
+        public=raw.get("public", raw.get("shown", True)),
+        meta=dict(raw.get("meta") or {}),
+        location=Location(raw.file, raw.line),
         sql_text=None if sql is None else str(sql),
     )
 
 
 def _dimension(cube: str, raw: LocatedDict) -> Dimension:
     fmt = raw.get("format")
-    return Dimension(**_common(cube, raw), type=raw["type"], primary_key=bool(raw.get("primary_key")),
-                     format=fmt if isinstance(fmt, str) else None)
+    return Dimension(
+        **_common(cube, raw),
+        type=raw["type"],
+        primary_key=bool(raw.get("primary_key")),
+        format=fmt if isinstance(fmt, str) else None,
+    )
 
 
 def _measure(cube: str, raw: LocatedDict) -> Measure:
@@ -444,7 +507,8 @@ def _measure(cube: str, raw: LocatedDict) -> Measure:
     rolling = None
     if window is not None:
         rolling = RollingWindow(
-            trailing=_window_bound(window.get("trailing")), leading=_window_bound(window.get("leading")),
+            trailing=_window_bound(window.get("trailing")),
+            leading=_window_bound(window.get("leading")),
             offset=window.get("offset", "end"),
         )
     return Measure(**common, type=raw["type"], format=raw.get("format"), rolling_window=rolling)

@@ -11,6 +11,7 @@ computed only then.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import networkx as nx
 
@@ -66,12 +67,18 @@ class Plan:
         lines = []
         for i, group in enumerate(self.groups):
             how = "de-duplicated by primary key (one_to_many join)" if group.multiplied else "direct"
-            joins = " ".join(f"→{s.child}{'*' if s.fans_out else ''}" for s in group.tree.steps) or "(no joins)"
-            lines.append(f"group {i}: {group.cube} [{how}] joins {joins}; "
-                         f"measures {', '.join(m.path for m in group.measures)}")
+            joins = (
+                " ".join(f"→{s.child}{'*' if s.fans_out else ''}" for s in group.tree.steps) or "(no joins)"
+            )
+            lines.append(
+                f"group {i}: {group.cube} [{how}] joins {joins}; "
+                f"measures {', '.join(m.path for m in group.measures)}"
+            )
         if self.dimension_tree:
-            lines.append(f"dimensions from {self.dimension_tree.root} joins "
-                         + " ".join(f"→{s.child}" for s in self.dimension_tree.steps))
+            lines.append(
+                f"dimensions from {self.dimension_tree.root} joins "
+                + " ".join(f"→{s.child}" for s in self.dimension_tree.steps)
+            )
         return "\n".join(lines)
 
 
@@ -95,8 +102,10 @@ def build_plan(model: SemanticModel, query: Query) -> Plan:
             measure_tree = _join_tree(model, cube, [_CubeRef(c) for c in extra])
             if measure_tree.fans_out:
                 culprit = next(s.child for s in measure_tree.steps if s.fans_out)
-                raise QueryError(f"measure(s) {', '.join(m.path for m in measures)} read cube '{culprit}', which "
-                                 f"is reached from '{cube}' through a one_to_many join; the value is not defined")
+                raise QueryError(
+                    f"measure(s) {', '.join(m.path for m in measures)} read cube '{culprit}', which "
+                    f"is reached from '{cube}' through a one_to_many join; the value is not defined"
+                )
         multiplied = tree.fans_out
         if not multiplied and measure_tree is not None:
             tree = _merge(tree, measure_tree)
@@ -164,7 +173,7 @@ def _join_tree(model: SemanticModel, root: str, refs: list[_CubeRef]) -> JoinTre
     order: list[str] = []
     for ref in refs:
         route = _route(model, root, ref)
-        for a, b in zip(route, route[1:], strict=False):
+        for a, b in pairwise(route):
             join = _edge_join(model, a, b)
             known = parent_of.get(b)
             if b == root or (known is not None and known[0] == a):
@@ -173,7 +182,8 @@ def _join_tree(model: SemanticModel, root: str, refs: list[_CubeRef]) -> JoinTre
                 raise QueryError(
                     f"cube '{b}' is reached by two different join paths in one query (from '{known[0]}' and "
                     f"from '{a}'); query through a view whose join_path says which one is meant",
-                    member=ref.cube)
+                    member=ref.cube,
+                )
             parent_of[b] = (a, join)
             order.append(b)
     steps = []
@@ -194,11 +204,11 @@ def _route(model: SemanticModel, root: str, ref: _CubeRef) -> list[str]:
     if ref.join_path and root in ref.join_path:
         path = list(ref.join_path)
         i, j = path.index(root), path.index(target)
-        return path[i:j + 1] if i <= j else list(reversed(path[j:i + 1]))
+        return path[i : j + 1] if i <= j else list(reversed(path[j : i + 1]))
     if ref.join_path:
         # The root (a measure's cube) is outside the view's path: reach the path's start first.
         head = _route(model, root, _CubeRef(ref.join_path[0]))
-        return head + list(ref.join_path[1:ref.join_path.index(target) + 1])
+        return head + list(ref.join_path[1 : ref.join_path.index(target) + 1])
     try:
         paths = []
         for path in nx.all_shortest_paths(model.graph, root, target):
@@ -206,12 +216,17 @@ def _route(model: SemanticModel, root: str, ref: _CubeRef) -> list[str]:
             if len(paths) > 1:
                 break
     except nx.NetworkXNoPath:
-        raise QueryError(f"no join path from cube '{root}' to cube '{target}'; add a join between them "
-                         "in the model", member=target) from None
+        raise QueryError(
+            f"no join path from cube '{root}' to cube '{target}'; add a join between them in the model",
+            member=target,
+        ) from None
     if len(paths) > 1:
         shown = " and ".join(" → ".join(p) for p in paths)
-        raise QueryError(f"ambiguous join path from '{root}' to '{target}': {shown}; query through a view "
-                         "whose join_path says which one is meant", member=target)
+        raise QueryError(
+            f"ambiguous join path from '{root}' to '{target}': {shown}; query through a view "
+            "whose join_path says which one is meant",
+            member=target,
+        )
     return paths[0]
 
 

@@ -22,12 +22,42 @@ from headless_bi.semantic.time import (
 )
 
 QUERY_KEYS = (
-    "measures", "dimensions", "timeDimensions", "filters", "segments", "order", "limit", "offset",
-    "timezone", "total", "renewQuery", "ungrouped", "responseFormat",
+    "measures",
+    "dimensions",
+    "timeDimensions",
+    "filters",
+    "segments",
+    "order",
+    "limit",
+    "offset",
+    "timezone",
+    "total",
+    "renewQuery",
+    "ungrouped",
+    "responseFormat",
 )
-VALUE_OPERATORS = {"equals", "notEquals", "contains", "notContains", "startsWith", "notStartsWith",
-                   "endsWith", "notEndsWith", "gt", "gte", "lt", "lte"}
-DATE_OPERATORS = {"inDateRange", "notInDateRange", "beforeDate", "beforeOrOnDate", "afterDate", "afterOrOnDate"}
+VALUE_OPERATORS = {
+    "equals",
+    "notEquals",
+    "contains",
+    "notContains",
+    "startsWith",
+    "notStartsWith",
+    "endsWith",
+    "notEndsWith",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+}
+DATE_OPERATORS = {
+    "inDateRange",
+    "notInDateRange",
+    "beforeDate",
+    "beforeOrOnDate",
+    "afterDate",
+    "afterOrOnDate",
+}
 OPERATORS = VALUE_OPERATORS | DATE_OPERATORS | {"set", "notSet"}
 STRING_ONLY = {"contains", "notContains", "startsWith", "notStartsWith", "endsWith", "notEndsWith"}
 DEFAULT_LIMIT = 10_000
@@ -81,8 +111,14 @@ class Query:
         return [d.key for d in self.dimensions] + [m.name for m in self.measures]
 
 
-def parse_query(model: SemanticModel, raw: Any, *, now: datetime | None = None,
-                default_limit: int = DEFAULT_LIMIT, max_limit: int = MAX_LIMIT) -> Query:
+def parse_query(
+    model: SemanticModel,
+    raw: Any,
+    *,
+    now: datetime | None = None,
+    default_limit: int = DEFAULT_LIMIT,
+    max_limit: int = MAX_LIMIT,
+) -> Query:
     if not isinstance(raw, dict):
         raise QueryError(f"a query must be a JSON object, not {type(raw).__name__}")
     for key in raw:
@@ -92,8 +128,10 @@ def parse_query(model: SemanticModel, raw: Any, *, now: datetime | None = None,
     now = now or datetime.now(UTC)
     parser = _Parser(model, timezone, now)
     measures = tuple(parser.member(name, "measure", "measures") for name in _names(raw, "measures"))
-    dimensions = [OutputDimension(ref.name, ref)
-                  for ref in (parser.member(n, "dimension", "dimensions") for n in _names(raw, "dimensions"))]
+    dimensions = [
+        OutputDimension(ref.name, ref)
+        for ref in (parser.member(n, "dimension", "dimensions") for n in _names(raw, "dimensions"))
+    ]
     where: list[FilterNode] = []
     for item in _list(raw, "timeDimensions"):
         dim, condition = parser.time_dimension(item)
@@ -107,17 +145,27 @@ def parse_query(model: SemanticModel, raw: Any, *, now: datetime | None = None,
         (having if parser.is_measure_filter(node) else where).append(node)
     segments = tuple(parser.member(n, "segment", "segments") for n in _names(raw, "segments"))
     if not measures and not dimensions:
-        raise QueryError("the query asks for nothing: give at least one measure, dimension or "
-                         "timeDimension with a granularity")
+        raise QueryError(
+            "the query asks for nothing: give at least one measure, dimension or "
+            "timeDimension with a granularity"
+        )
     keys = [d.key for d in dimensions] + [m.name for m in measures]
     if len(set(keys)) != len(keys):
         duplicate = next(k for k in keys if keys.count(k) > 1)
         raise QueryError(f"'{duplicate}' appears twice in the query", member=duplicate)
     return Query(
-        measures=measures, dimensions=tuple(dimensions), where=tuple(where), having=tuple(having),
-        segments=segments, order=parser.order(raw.get("order"), dimensions, measures),
-        limit=_limit(raw.get("limit"), default_limit, max_limit), offset=_count(raw.get("offset"), "offset"),
-        timezone=timezone, total=bool(raw.get("total")), ungrouped=bool(raw.get("ungrouped")), now=now,
+        measures=measures,
+        dimensions=tuple(dimensions),
+        where=tuple(where),
+        having=tuple(having),
+        segments=segments,
+        order=parser.order(raw.get("order"), dimensions, measures),
+        limit=_limit(raw.get("limit"), default_limit, max_limit),
+        offset=_count(raw.get("offset"), "offset"),
+        timezone=timezone,
+        total=bool(raw.get("total")),
+        ungrouped=bool(raw.get("ungrouped")),
+        now=now,
     )
 
 
@@ -138,11 +186,16 @@ class _Parser:
         unknown = set(item) - {"dimension", "granularity", "dateRange", "compareDateRange"}
         if unknown:
             key = sorted(unknown)[0]
-            raise QueryError(f"timeDimensions: unknown key '{key}'."
-                             + did_you_mean(key, ["dimension", "granularity", "dateRange"]), value=key)
+            raise QueryError(
+                f"timeDimensions: unknown key '{key}'."
+                + did_you_mean(key, ["dimension", "granularity", "dateRange"]),
+                value=key,
+            )
         if "compareDateRange" in item:
-            raise QueryError("timeDimensions: compareDateRange is not supported; send one query per range",
-                             member=item.get("dimension"))
+            raise QueryError(
+                "timeDimensions: compareDateRange is not supported; send one query per range",
+                member=item.get("dimension"),
+            )
         ref = self.member(item["dimension"], "dimension", "timeDimensions")
         self._require_time(ref, "timeDimensions")
         dim = None
@@ -151,8 +204,9 @@ class _Parser:
             dim = OutputDimension(f"{ref.name}.{granularity}", ref, granularity)
         condition = None
         if item.get("dateRange") is not None:
-            date_range = resolve_date_range(item["dateRange"], timezone=self.timezone, now=self.now,
-                                            member=ref.name)
+            date_range = resolve_date_range(
+                item["dateRange"], timezone=self.timezone, now=self.now, member=ref.name
+            )
             condition = Condition(ref, "inDateRange", (date_range,))
         return dim, condition
 
@@ -173,13 +227,24 @@ class _Parser:
         unknown = set(item) - {"member", "dimension", "operator", "values"}
         if unknown:
             key = sorted(unknown)[0]
-            raise QueryError(f"filters on '{name}': unknown key '{key}'."
-                             + did_you_mean(key, ["member", "operator", "values"]), member=str(name), value=key)
+            raise QueryError(
+                f"filters on '{name}': unknown key '{key}'."
+                + did_you_mean(key, ["member", "operator", "values"]),
+                member=str(name),
+                value=key,
+            )
         ref = self._filter_member(name)
         operator = item.get("operator")
         if operator not in OPERATORS:
-            raise QueryError(f"filter on '{ref.name}': unknown operator {operator!r}."
-                             + did_you_mean(str(operator), sorted(OPERATORS)), member=ref.name, value=operator)
+            hint = (
+                did_you_mean(str(operator), sorted(OPERATORS))
+                or f" Use one of: {', '.join(sorted(OPERATORS))}."
+            )
+            raise QueryError(
+                f"filter on '{ref.name}': unknown operator {operator!r}.{hint}",
+                member=ref.name,
+                value=operator,
+            )
         return Condition(ref, operator, self._values(ref, operator, item.get("values")))
 
     def _filter_member(self, name: Any) -> ResolvedMember:
@@ -197,25 +262,41 @@ class _Parser:
                 raise QueryError(f"filter on '{name}': operator {operator} takes no values", member=name)
             return ()
         if not isinstance(values, list) or not values:
-            raise QueryError(f"filter on '{name}': operator {operator} needs a non-empty 'values' list, "
-                             f"got {values!r}", member=name, value=values)
+            raise QueryError(
+                f"filter on '{name}': operator {operator} needs a non-empty 'values' list, got {values!r}",
+                member=name,
+                value=values,
+            )
         kind = ref.member.type if isinstance(ref.member, Dimension) else "number"
         if operator in DATE_OPERATORS:
             self._require_time(ref, f"filter {operator}")
             if operator in ("inDateRange", "notInDateRange"):
-                return (resolve_date_range(values, timezone=self.timezone, now=self.now, member=name,
-                                           field=f"{operator} values"),)
+                return (
+                    resolve_date_range(
+                        values, timezone=self.timezone, now=self.now, member=name, field=f"{operator} values"
+                    ),
+                )
             if len(values) != 1:
-                raise QueryError(f"filter on '{name}': {operator} takes one value, got {values!r}",
-                                 member=name, value=values)
-            return (parse_timestamp_value(values[0], timezone=self.timezone, member=name,
-                                          field=f"{operator} value"),)
+                raise QueryError(
+                    f"filter on '{name}': {operator} takes one value, got {values!r}",
+                    member=name,
+                    value=values,
+                )
+            return (
+                parse_timestamp_value(
+                    values[0], timezone=self.timezone, member=name, field=f"{operator} value"
+                ),
+            )
         if operator in STRING_ONLY and kind != "string":
-            raise QueryError(f"filter on '{name}': operator {operator} needs a string member, but "
-                             f"'{name}' is a {kind}", member=name, value=operator)
+            raise QueryError(
+                f"filter on '{name}': operator {operator} needs a string member, but '{name}' is a {kind}",
+                member=name,
+                value=operator,
+            )
         if operator in ("gt", "gte", "lt", "lte") and len(values) != 1:
-            raise QueryError(f"filter on '{name}': {operator} takes one value, got {values!r}",
-                             member=name, value=values)
+            raise QueryError(
+                f"filter on '{name}': {operator} takes one value, got {values!r}", member=name, value=values
+            )
         return tuple(self._typed(ref, kind, operator, v) for v in values)
 
     def _typed(self, ref: ResolvedMember, kind: str, operator: str, value: Any) -> Any:
@@ -232,13 +313,16 @@ class _Parser:
         if kind == "boolean":
             text = str(value).strip().lower()
             if text not in ("true", "false", "1", "0"):
-                raise QueryError(f"filter on '{name}': {value!r} is not a boolean (true/false)",
-                                 member=name, value=value)
+                raise QueryError(
+                    f"filter on '{name}': {value!r} is not a boolean (true/false)", member=name, value=value
+                )
             return text in ("true", "1")
         if kind == "time":
             if operator in STRING_ONLY:
                 raise QueryError(f"filter on '{name}': {operator} does not apply to a time", member=name)
-            return parse_timestamp_value(value, timezone=self.timezone, member=name, field=f"{operator} value")
+            return parse_timestamp_value(
+                value, timezone=self.timezone, member=name, field=f"{operator} value"
+            )
         if isinstance(value, bool | dict | list):
             raise QueryError(f"filter on '{name}': {value!r} is not a string", member=name, value=value)
         return str(value)
@@ -252,12 +336,15 @@ class _Parser:
     def is_measure_filter(node: FilterNode) -> bool:
         kinds = set(_leaf_kinds(node))
         if len(kinds) > 1:
-            raise QueryError("a filter group cannot mix measures and dimensions: measure filters apply "
-                             "after aggregation, dimension filters before; put them in separate filters")
+            raise QueryError(
+                "a filter group cannot mix measures and dimensions: measure filters apply "
+                "after aggregation, dimension filters before; put them in separate filters"
+            )
         return kinds == {"measure"}
 
-    def order(self, raw: Any, dimensions: list[OutputDimension],
-              measures: tuple[ResolvedMember, ...]) -> tuple[tuple[str, bool], ...]:
+    def order(
+        self, raw: Any, dimensions: list[OutputDimension], measures: tuple[ResolvedMember, ...]
+    ) -> tuple[tuple[str, bool], ...]:
         if raw is None:
             return _default_order(dimensions, measures)
         if isinstance(raw, dict):
@@ -265,18 +352,25 @@ class _Parser:
         elif isinstance(raw, list) and all(isinstance(p, list | tuple) and len(p) == 2 for p in raw):
             pairs = [tuple(p) for p in raw]
         else:
-            raise QueryError(f"order must be an object or a list of [member, 'asc'|'desc'] pairs, got {raw!r}",
-                             value=raw)
+            raise QueryError(
+                f"order must be an object or a list of [member, 'asc'|'desc'] pairs, got {raw!r}", value=raw
+            )
         keys = {d.key: d.key for d in dimensions} | {m.name: m.name for m in measures}
         keys |= {d.ref.name: d.key for d in dimensions if d.granularity}
         out = []
         for name, direction in pairs:
             if name not in keys:
-                raise QueryError(f"order: '{name}' is not in the query's measures or dimensions."
-                                 + did_you_mean(str(name), keys), member=str(name))
+                raise QueryError(
+                    f"order: '{name}' is not in the query's measures or dimensions."
+                    + did_you_mean(str(name), keys),
+                    member=str(name),
+                )
             if not isinstance(direction, str) or direction.lower() not in ("asc", "desc"):
-                raise QueryError(f"order: direction for '{name}' must be 'asc' or 'desc', got {direction!r}",
-                                 member=name, value=direction)
+                raise QueryError(
+                    f"order: direction for '{name}' must be 'asc' or 'desc', got {direction!r}",
+                    member=name,
+                    value=direction,
+                )
             out.append((keys[name], direction.lower() == "desc"))
         return tuple(out)
 

@@ -48,7 +48,7 @@ def split_references(sql: str) -> tuple[str, list[Reference]]:
     refs: list[Reference] = []
 
     def swap(match: re.Match[str]) -> str:
-        rest = sql[match.end():match.end() + 1]
+        rest = sql[match.end() : match.end() + 1]
         refs.append(Reference(match.group(1), match.group(2), rest == "."))
         return PLACEHOLDER.format(len(refs) - 1)
 
@@ -68,7 +68,7 @@ def parse_snippet(sql: str, dialect: str) -> exp.Expression:
 
 def placeholder_index(name: str) -> int | None:
     if name.startswith("__hbi_ref_") and name.endswith("__"):
-        return int(name[len("__hbi_ref_"):-2])
+        return int(name[len("__hbi_ref_") : -2])
     return None
 
 
@@ -100,6 +100,8 @@ def substitute(
 
 def parenthesize(tree: exp.Expression) -> exp.Expression:
     """Wrap a substituted tree so operator precedence survives the splice."""
-    if isinstance(tree, exp.Column | exp.Literal | exp.Paren | exp.Func | MeasureRef | exp.Null | exp.Boolean):
+    if isinstance(
+        tree, exp.Column | exp.Literal | exp.Paren | exp.Func | MeasureRef | exp.Null | exp.Boolean
+    ):
         return tree
     return exp.Paren(this=tree)

@@ -16,9 +16,15 @@ from headless_bi.semantic.yaml_source import line_at
 
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
 RELATIONSHIPS = {
-    "many_to_one": "many_to_one", "belongs_to": "many_to_one", "belongsTo": "many_to_one",
-    "one_to_many": "one_to_many", "has_many": "one_to_many", "hasMany": "one_to_many",
-    "one_to_one": "one_to_one", "has_one": "one_to_one", "hasOne": "one_to_one",
+    "many_to_one": "many_to_one",
+    "belongs_to": "many_to_one",
+    "belongsTo": "many_to_one",
+    "one_to_many": "one_to_many",
+    "has_many": "one_to_many",
+    "hasMany": "one_to_many",
+    "one_to_one": "one_to_one",
+    "has_one": "one_to_one",
+    "hasOne": "one_to_one",
 }
 DIMENSION_TYPES = ["string", "number", "boolean", "time"]
 MEASURE_TYPES = ["count", "count_distinct", "count_distinct_approx", "sum", "avg", "min", "max", "number"]
@@ -32,7 +38,12 @@ _name = {"type": "string", "required": True, "regex": IDENTIFIER}
 _sql = {"type": ["string", "number", "boolean"], "coerce": str}
 
 _common = {
-    "name": _name, "title": _text, "description": _text, "public": _flag, "shown": _flag, "meta": _free,
+    "name": _name,
+    "title": _text,
+    "description": _text,
+    "public": _flag,
+    "shown": _flag,
+    "meta": _free,
 }
 
 DIMENSION_SCHEMA = {
@@ -56,8 +67,14 @@ MEASURE_SCHEMA = {
     "rolling_window": {
         "type": "dict",
         "schema": {
-            "trailing": {"type": "string", "regex": r"^(unbounded|\d+ (second|minute|hour|day|week|month|quarter|year)s?)$"},
-            "leading": {"type": "string", "regex": r"^(unbounded|\d+ (second|minute|hour|day|week|month|quarter|year)s?)$"},
+            "trailing": {
+                "type": "string",
+                "regex": r"^(unbounded|\d+ (second|minute|hour|day|week|month|quarter|year)s?)$",
+            },
+            "leading": {
+                "type": "string",
+                "regex": r"^(unbounded|\d+ (second|minute|hour|day|week|month|quarter|year)s?)$",
+            },
             "offset": {"type": "string", "allowed": ["start", "end"]},
         },
     },
@@ -95,7 +112,11 @@ CUBE_SCHEMA = {
 
 _include_item = {"type": ["string", "dict"]}
 VIEW_CUBE_SCHEMA = {
-    "join_path": {"type": "string", "required": True, "regex": r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"},
+    "join_path": {
+        "type": "string",
+        "required": True,
+        "regex": r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$",
+    },
     "includes": {"type": ["string", "list"], "schema": _include_item},
     "excludes": {"type": "list", "schema": _text},
     "prefix": _flag,
@@ -119,9 +140,13 @@ FILE_SCHEMA = {
 }
 
 _KNOWN_KEYS: dict[str, list[str]] = {
-    "file": list(FILE_SCHEMA), "cube": list(CUBE_SCHEMA), "view": list(VIEW_SCHEMA),
-    "dimension": list(DIMENSION_SCHEMA), "measure": list(MEASURE_SCHEMA),
-    "segment": list(SEGMENT_SCHEMA), "join": list(JOIN_SCHEMA),
+    "file": list(FILE_SCHEMA),
+    "cube": list(CUBE_SCHEMA),
+    "view": list(VIEW_SCHEMA),
+    "dimension": list(DIMENSION_SCHEMA),
+    "measure": list(MEASURE_SCHEMA),
+    "segment": list(SEGMENT_SCHEMA),
+    "join": list(JOIN_SCHEMA),
 }
 
 
@@ -130,15 +155,24 @@ def check_shape(document: Any, file: str) -> list[ModelIssue]:
     if document is None:
         return []
     if not isinstance(document, dict):
-        return [ModelIssue(file, getattr(document, "line", 1), None,
-                           "a model file must be a mapping with 'cubes' and/or 'views'")]
+        return [
+            ModelIssue(
+                file,
+                getattr(document, "line", 1),
+                None,
+                "a model file must be a mapping with 'cubes' and/or 'views'",
+            )
+        ]
     validator = Validator(FILE_SCHEMA)
     if validator.validate(document):
         return []
     issues = []
     for path, message in _flatten(validator.errors, ()):
-        issues.append(ModelIssue(file, line_at(document, path), _member_at(document, path),
-                                 _explain(document, path, message)))
+        issues.append(
+            ModelIssue(
+                file, line_at(document, path), _member_at(document, path), _explain(document, path, message)
+            )
+        )
     return sorted(issues, key=lambda i: (i.line or 0, i.message))
 
 
@@ -190,5 +224,11 @@ def _kind_of(path: tuple[Any, ...]) -> str:
     if not sections:
         return "file"
     last = sections[-1]
-    return {"cubes": "cube", "views": "view", "dimensions": "dimension", "measures": "measure",
-            "segments": "segment", "joins": "join"}.get(last, last)
+    return {
+        "cubes": "cube",
+        "views": "view",
+        "dimensions": "dimension",
+        "measures": "measure",
+        "segments": "segment",
+        "joins": "join",
+    }.get(last, last)

@@ -49,7 +49,9 @@ def _from(select: exp.Select, source: exp.Expression) -> exp.Select:
 
 
 def _join(select: exp.Select, source: exp.Expression, on: exp.Expression | None, side: str) -> exp.Select:
-    join = exp.Join(this=source, kind="CROSS") if on is None else exp.Join(this=source, on=on, side=side or None)
+    join = (
+        exp.Join(this=source, kind="CROSS") if on is None else exp.Join(this=source, on=on, side=side or None)
+    )
     select.append("joins", join)
     return select
 
@@ -87,11 +89,21 @@ class SqlBuilder:
         select = self.build_unpaged()
         # Dimension keys break ties, so pages fetched with offset never overlap or skip rows.
         ordered = {key for key, _ in self.query.order}
-        ties = [(d.key, False) for d in self.query.dimensions if d.key not in ordered] if self.query.order else []
+        ties = (
+            [(d.key, False) for d in self.query.dimensions if d.key not in ordered]
+            if self.query.order
+            else []
+        )
         keys = [*self.query.order, *ties]
         if keys:
-            select.set("order", exp.Order(expressions=[
-                exp.Ordered(this=_col(key), desc=desc, nulls_first=False) for key, desc in keys]))
+            select.set(
+                "order",
+                exp.Order(
+                    expressions=[
+                        exp.Ordered(this=_col(key), desc=desc, nulls_first=False) for key, desc in keys
+                    ]
+                ),
+            )
         if self.query.limit is not None:
             select.set("limit", exp.Limit(expression=exp.Literal.number(self.query.limit)))
         if self.query.offset:
@@ -117,12 +129,20 @@ class SqlBuilder:
         select = _from(_select(*outputs), exp.Table(this=_ident(ctes[0][0])))
         for i, (name, _) in enumerate(ctes[1:], start=1):
             _join(select, exp.Table(this=_ident(name)), self._combine_on(ctes, i), "FULL")
-        having = [self._filter(node, lambda ref: self._measure_value(ref.member, measure_col))
-                  for node in self.query.having]
+        having = [
+            self._filter(node, lambda ref: self._measure_value(ref.member, measure_col))
+            for node in self.query.having
+        ]
         if having:
             select.set("where", exp.Where(this=_and(having)))
-        select.set("with_", exp.With(expressions=[
-            exp.CTE(this=body, alias=exp.TableAlias(this=_ident(name))) for name, body in ctes]))
+        select.set(
+            "with_",
+            exp.With(
+                expressions=[
+                    exp.CTE(this=body, alias=exp.TableAlias(this=_ident(name))) for name, body in ctes
+                ]
+            ),
+        )
         return select
 
     # -- measure groups ---------------------------------------------------------------------------
@@ -132,8 +152,10 @@ class SqlBuilder:
         bucketed = next((d for d in self.query.dimensions if d.granularity), None)
         if window is not None and bucketed is not None:
             if group.multiplied:
-                raise QueryError(f"rolling window measure {group.measures[0].path} cannot be combined with "
-                                 "dimensions reached through a one_to_many join")
+                raise QueryError(
+                    f"rolling window measure {group.measures[0].path} cannot be combined with "
+                    "dimensions reached through a one_to_many join"
+                )
             return self._rolling_group(group, window, bucketed)
         if group.multiplied:
             return self._deduplicated_group(group)
@@ -153,19 +175,28 @@ class SqlBuilder:
         inner = self._tree_select(group.tree, [*key_outputs, *self._dimension_outputs()])
         inner.set("distinct", exp.Distinct())
         self._where(inner)
-        on = _and([exp.EQ(this=_col(f"k{i}", "__keys"), expression=self._copy(k.expression))
-                   for i, k in enumerate(keys)])
+        on = _and(
+            [
+                exp.EQ(this=_col(f"k{i}", "__keys"), expression=self._copy(k.expression))
+                for i, k in enumerate(keys)
+            ]
+        )
         dims = [_alias(_col(alias, "__keys"), alias) for alias in self.dim_alias.values()]
         measures = [_alias(self._aggregate(m), f"m{j}") for j, m in enumerate(group.measures)]
-        outer = _from(_select(*dims, *measures),
-                      exp.Subquery(this=inner, alias=exp.TableAlias(this=_ident("__keys"))))
+        outer = _from(
+            _select(*dims, *measures), exp.Subquery(this=inner, alias=exp.TableAlias(this=_ident("__keys")))
+        )
         _join(outer, self._source(cube), on, "")
         if group.measure_tree is not None:
             for step in group.measure_tree.steps:
-                _join(outer, self._source(self.model.cubes[step.child]), self._copy(step.join.condition), "LEFT")
+                _join(
+                    outer, self._source(self.model.cubes[step.child]), self._copy(step.join.condition), "LEFT"
+                )
         return _group_by_position(outer, len(dims))
 
-    def _rolling_group(self, group: MeasureGroup, window: RollingWindow, bucketed: OutputDimension) -> exp.Select:
+    def _rolling_group(
+        self, group: MeasureGroup, window: RollingWindow, bucketed: OutputDimension
+    ) -> exp.Select:
         """Cube's rolling window: each time bucket aggregates the rows inside its window.
 
         The buckets are those of the query's range (all filters applied); the rows are filtered by
@@ -176,7 +207,9 @@ class SqlBuilder:
         self._where(buckets)
         local_time = self._local_time(bucketed)
         start = _col("b", "__series")
-        end = exp.DateAdd(this=start.copy(), expression=exp.Literal.number(1), unit=exp.var(bucketed.granularity))
+        end = exp.DateAdd(
+            this=start.copy(), expression=exp.Literal.number(1), unit=exp.var(bucketed.granularity)
+        )
         anchor = end if window.offset == "end" else start
         conditions: list[exp.Expression] = []
         if window.trailing != "unbounded":
@@ -193,9 +226,15 @@ class SqlBuilder:
         select = self._tree_select(group.tree, outputs)
         series = exp.Subquery(this=buckets, alias=exp.TableAlias(this=_ident("__series")))
         _join(select, series, _and(conditions) if conditions else exp.true(), "")
-        kept = [node for node in self.query.where
-                if not (isinstance(node, Condition) and node.operator == "inDateRange"
-                        and node.ref.member is bucketed.ref.member)]
+        kept = [
+            node
+            for node in self.query.where
+            if not (
+                isinstance(node, Condition)
+                and node.operator == "inDateRange"
+                and node.ref.member is bucketed.ref.member
+            )
+        ]
         filters = [self._filter(node, self._member_value) for node in kept]
         filters += [parenthesize(self._copy(s.member.expression)) for s in self.query.segments]
         if filters:
@@ -279,8 +318,11 @@ class SqlBuilder:
         """The time as wall clock in the query's zone (stored times are UTC, as in Cube)."""
         value = self._member_value(dim.ref)
         if self.query.timezone != "UTC":
-            value = exp.ConvertTimezone(source_tz=exp.Literal.string("UTC"),
-                                        target_tz=exp.Literal.string(self.query.timezone), timestamp=value)
+            value = exp.ConvertTimezone(
+                source_tz=exp.Literal.string("UTC"),
+                target_tz=exp.Literal.string(self.query.timezone),
+                timestamp=value,
+            )
         return exp.cast(value, exp.DataType.Type.TIMESTAMP, copy=False)
 
     # -- filters -------------------------------------------------------------------------------
@@ -301,7 +343,9 @@ class SqlBuilder:
         if op == "notSet":
             return exp.Is(this=value, expression=exp.Null())
         if op in ("equals", "notEquals"):
-            return _equality(value, [literal(v) if v is not None else None for v in cond.values], op == "equals")
+            return _equality(
+                value, [literal(v) if v is not None else None for v in cond.values], op == "equals"
+            )
         if op in ("gt", "gte", "lt", "lte"):
             cls = {"gt": exp.GT, "gte": exp.GTE, "lt": exp.LT, "lte": exp.LTE}[op]
             return cls(this=value, expression=literal(cond.values[0]))
@@ -310,11 +354,19 @@ class SqlBuilder:
             inside = _and([exp.GTE(this=value, expression=start), exp.LT(this=value.copy(), expression=end)])
             if op == "inDateRange":
                 return inside
-            return _or([exp.LT(this=value.copy(), expression=start.copy()),
-                        exp.GTE(this=value.copy(), expression=end.copy())])
+            return _or(
+                [
+                    exp.LT(this=value.copy(), expression=start.copy()),
+                    exp.GTE(this=value.copy(), expression=end.copy()),
+                ]
+            )
         if op in ("beforeDate", "beforeOrOnDate", "afterDate", "afterOrOnDate"):
-            cls = {"beforeDate": exp.LT, "beforeOrOnDate": exp.LTE, "afterDate": exp.GT,
-                   "afterOrOnDate": exp.GTE}[op]
+            cls = {
+                "beforeDate": exp.LT,
+                "beforeOrOnDate": exp.LTE,
+                "afterDate": exp.GT,
+                "afterOrOnDate": exp.GTE,
+            }[op]
             return cls(this=value, expression=self._time_literal(cond.values[0]))
         return _like(value, op, cond.values)
 
@@ -323,7 +375,11 @@ class SqlBuilder:
         return _timestamp(start), _timestamp(end)
 
     def _time_literal(self, local: datetime) -> exp.Expression:
-        start, _ = DateRange(local, local).to_utc(self.query.timezone) if self.query.timezone != "UTC" else (local, local)
+        start, _ = (
+            DateRange(local, local).to_utc(self.query.timezone)
+            if self.query.timezone != "UTC"
+            else (local, local)
+        )
         return _timestamp(start)
 
 
@@ -331,7 +387,9 @@ def _shift(anchor: exp.Expression, interval: str, sign: int) -> exp.Expression:
     """`anchor` moved by a Cube interval such as '7 day' or '2 months'."""
     amount, unit = interval.split()
     cls = exp.DateAdd if sign > 0 else exp.DateSub
-    return cls(this=anchor.copy(), expression=exp.Literal.number(int(amount)), unit=exp.var(unit.rstrip("s").upper()))
+    return cls(
+        this=anchor.copy(), expression=exp.Literal.number(int(amount)), unit=exp.var(unit.rstrip("s").upper())
+    )
 
 
 def _timestamp(value: datetime) -> exp.Expression:
@@ -356,8 +414,11 @@ def _equality(value: exp.Expression, literals: list[exp.Expression | None], posi
     wants_null = len(present) != len(literals)
     parts: list[exp.Expression] = []
     if present:
-        match = exp.EQ(this=value, expression=present[0]) if len(present) == 1 else \
-            exp.In(this=value, expressions=present)
+        match = (
+            exp.EQ(this=value, expression=present[0])
+            if len(present) == 1
+            else exp.In(this=value, expressions=present)
+        )
         parts.append(match if positive else exp.Not(this=match))
     if positive:
         if wants_null:
@@ -377,8 +438,12 @@ def _like(value: exp.Expression, op: str, values: tuple[object, ...]) -> exp.Exp
     for raw in values:
         text = str(raw).replace(LIKE_ESCAPE, LIKE_ESCAPE * 2).replace("%", "!%").replace("_", "!_")
         pattern = {"contains": f"%{text}%", "startswith": f"{text}%", "endswith": f"%{text}"}[kind]
-        patterns.append(exp.Escape(this=exp.ILike(this=value.copy(), expression=exp.Literal.string(pattern)),
-                                   expression=exp.Literal.string(LIKE_ESCAPE)))
+        patterns.append(
+            exp.Escape(
+                this=exp.ILike(this=value.copy(), expression=exp.Literal.string(pattern)),
+                expression=exp.Literal.string(LIKE_ESCAPE),
+            )
+        )
     match = _or(patterns)
     if positive:
         return match

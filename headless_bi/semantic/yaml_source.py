@@ -86,10 +86,9 @@ def line_at(root: Any, path: tuple[Any, ...]) -> int | None:
     line = getattr(root, "line", None)
     node = root
     for step in path:
-        if isinstance(node, LocatedDict) and step in node:
-            line = node.line_of(step)
-            node = node[step]
-        elif isinstance(node, LocatedList) and isinstance(step, int) and 0 <= step < len(node):
+        in_dict = isinstance(node, LocatedDict) and step in node
+        in_list = isinstance(node, LocatedList) and isinstance(step, int) and 0 <= step < len(node)
+        if in_dict or in_list:
             line = node.line_of(step)
             node = node[step]
         else:
