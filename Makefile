@@ -37,3 +37,4 @@ test: $(STAMP)
 bench: $(STAMP)
 	python3 bench/tpch_sf1.py
 	$(BIN)/python bench/run_tpch.py
+	$(BIN)/python bench/semantic_bench.py

@@ -168,3 +168,13 @@ def test_load_parquet_into_a_named_schema(pg_dsn: str, schema: str, shared_data:
 )
 def test_pg_type(arrow_type: pa.DataType, pg: str) -> None:
     assert pg_type(arrow_type) == pg
+
+
+def test_a_dropped_connection_is_replaced(pg_dsn: str) -> None:
+    with PostgresWarehouse(pg_dsn, pool_size=1) as warehouse:
+        pid = warehouse.execute("SELECT pg_backend_pid() AS p").column("p")[0].as_py()
+        with psycopg.connect(pg_dsn, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+        with pytest.raises(QueryError):
+            warehouse.execute("SELECT 1")
+        assert warehouse.execute("SELECT pg_backend_pid() AS p").column("p")[0].as_py() != pid
