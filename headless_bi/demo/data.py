@@ -3,7 +3,7 @@
 A fictional European omnichannel retailer ("Northwind & Co"): 5 regions, 12 stores (two open during
 the history), 4,200 customers, 89 products, ~60k orders with ~2.5 lines each, and daily store
 traffic, from 2023-12-01 to 2026-11-30 inclusive. The end date is fixed (never "today") so every
-run with the same seed writes byte-identical tables. All money is EUR; timestamps are TIMESTAMP
+run with the same seed writes identical table contents. All money is EUR; timestamps are TIMESTAMP
 (no time zone) holding UTC.
 
 Tables (column names are what `semantic_models/demo` refers to):
@@ -43,8 +43,9 @@ Planted anomalies (`PLANTED_ANOMALIES`, dates inclusive):
   sessions by 4.5 in every store while orders stay normal, so the conversion rate collapses
 - 2026-03-02..2026-03-08 electronics_returns: a faulty batch; ~45 % of orders placed that week that
   contain an Electronics item end up 'returned' (normally ~7 %)
-- 2026-08-14 pricing_error: product 2 (Auralis Noise-Cancelling Headphones) sells at 10 % of its
-  list price for one day; its units jump >10x, its gross margin is negative, online orders +80 %
+- 2026-08-14 pricing_error: product 2 (Auralis Noise-Cancelling Headphones) sells at 19.99 instead
+  of 199.99 (a dropped digit) for one day; its units jump >10x, its gross margin is negative and
+  web/app orders are up ~80 %
 """
 
 from __future__ import annotations
@@ -138,8 +139,8 @@ PLANTED_ANOMALIES: list[PlantedAnomaly] = [
         "where": {"product_id": PRICING_ERROR_PRODUCT_ID},
         "measure": "order_items.quantity",
         "direction": "spike",
-        "what": "Pricing error: product 2 (Auralis Noise-Cancelling Headphones) sold at 10% of list price; "
-        "its units jump >10x, its gross margin is negative and web/app orders are up ~80% that day.",
+        "what": "Pricing error: product 2 (Auralis Noise-Cancelling Headphones) sold at 19.99 instead of "
+        "199.99; its units jump >10x, its gross margin is negative and web/app orders are up ~80% that day.",
     },
 ]
 """Anomalies a detector should find; dates are inclusive and seed-independent."""
@@ -550,7 +551,9 @@ def _generate(seed: int) -> dict[str, dict[str, Any]]:
     opened_s = np.array([np.datetime64(s.opened_at, "s").astype(np.int64) for s in STORES])
     ts = np.where(ts < np.maximum(cal.day_s[0], opened_s[store_i]), ts + offset, ts)
     order = np.lexsort((chan_i, store_i, ts))
-    day_i, store_i, chan_i, ts = day_i[order], store_i[order], chan_i[order], ts[order]
+    store_i, chan_i, ts = store_i[order], chan_i[order], ts[order]
+    # From here on "day" is the UTC date of created_at, so anomalies line up with plain SQL by date.
+    day_i = (ts - cal.day_s[0]) // 86_400
     n_orders = len(ts)
     customer = _pick_customers(rng, cust, store_region[store_i], ts)
     segment = cust["segment"][customer - 1]
@@ -609,7 +612,7 @@ def _generate(seed: int) -> dict[str, dict[str, Any]]:
                         rng.choice([0.1, 0.2, 0.3], size=n_items), 0.0)
     line_discount = np.round(1 - (1 - discount[line_order]) * (1 - markdown), 3)
     glitch = (day_i[line_order] == pe_day) & (line_product == PRICING_ERROR_PRODUCT_ID - 1)
-    unit_price = np.where(glitch, np.round(price_list[line_product] * 0.10, 2), unit_price)
+    unit_price = np.where(glitch, np.floor(price_list[line_product] / 10) + 0.99, unit_price)  # 19.99
     line_discount = np.where(glitch, 0.0, line_discount)
 
     # Status: depends on channel, age at the snapshot (end of END), basket and the returns anomaly.
