@@ -235,7 +235,7 @@ class _Parser:
             )
         ref = self._filter_member(name)
         operator = item.get("operator")
-        if operator not in OPERATORS:
+        if not isinstance(operator, str) or operator not in OPERATORS:
             hint = (
                 did_you_mean(str(operator), sorted(OPERATORS))
                 or f" Use one of: {', '.join(sorted(OPERATORS))}."
@@ -359,7 +359,7 @@ class _Parser:
         keys |= {d.ref.name: d.key for d in dimensions if d.granularity}
         out = []
         for name, direction in pairs:
-            if name not in keys:
+            if not isinstance(name, str) or name not in keys:
                 raise QueryError(
                     f"order: '{name}' is not in the query's measures or dimensions."
                     + did_you_mean(str(name), keys),
@@ -410,7 +410,9 @@ def _list(raw: dict[str, Any], key: str) -> list[Any]:
 def _number(value: Any) -> int | float | None:
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
+    if isinstance(value, int):
+        return value if abs(value) < 2**63 else None  # what a BIGINT holds; larger is not a key or amount
+    if isinstance(value, float):
         return value if math.isfinite(value) else None
     try:
         text = str(value).strip()
@@ -419,7 +421,9 @@ def _number(value: Any) -> int | float | None:
         return None
     if not math.isfinite(number):
         return None
-    return int(text) if text.lstrip("-").isdigit() else number
+    if text.lstrip("-").isdigit():
+        return _number(int(text))
+    return number
 
 
 def _count(value: Any, key: str) -> int:

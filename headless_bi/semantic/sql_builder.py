@@ -64,6 +64,13 @@ def _or(parts: list[exp.Expression]) -> exp.Expression:
     return exp.or_(*parts, copy=False) if len(parts) > 1 else parts[0]
 
 
+def _typed_null(group: int, measure: int) -> exp.Expression:
+    """NULL with the type of group's measure column: a scalar subquery that returns no row."""
+    empty = _from(_select(_col(f"m{measure}")), exp.Table(this=_ident(f"__g{group}")))
+    empty.set("where", exp.Where(this=exp.false()))
+    return exp.Subquery(this=empty)
+
+
 def _group_by_position(select: exp.Select, count: int) -> exp.Select:
     """GROUP BY 1, 2, ...: every target dialect accepts ordinals, and the keys are not copied again."""
     if count:
@@ -114,36 +121,57 @@ class SqlBuilder:
         if not self.plan.groups:
             return self._dimension_only()
         ctes = [(f"__g{i}", self._group(group)) for i, group in enumerate(self.plan.groups)]
-        measure_col: dict[str, exp.Expression] = {}
-        for i, group in enumerate(self.plan.groups):
-            for j, measure in enumerate(group.measures):
-                measure_col[measure.path] = _col(f"m{j}", f"__g{i}")
-        outputs: list[exp.Expression] = []
-        for dim in self.query.dimensions:
-            alias = self.dim_alias[dim.key]
-            keys = [_col(alias, name) for name, _ in ctes]
-            value = keys[0] if len(keys) == 1 else exp.Coalesce(this=keys[0], expressions=keys[1:])
-            outputs.append(_alias(value, dim.key, quoted=True))
+        if len(ctes) == 1:
+            select, measure_col = self._single_group()
+        else:
+            select, measure_col = self._combined_groups()
         for ref in self.query.measures:
-            outputs.append(_alias(self._measure_value(ref.member, measure_col), ref.name, quoted=True))
-        select = _from(_select(*outputs), exp.Table(this=_ident(ctes[0][0])))
-        for i, (name, _) in enumerate(ctes[1:], start=1):
-            _join(select, exp.Table(this=_ident(name)), self._combine_on(ctes, i), "FULL")
+            value = self._measure_value(ref.member, measure_col)
+            select.append("expressions", _alias(value, ref.name, quoted=True))
         having = [
             self._filter(node, lambda ref: self._measure_value(ref.member, measure_col))
             for node in self.query.having
         ]
-        if having:
+        if having and len(ctes) == 1:
             select.set("where", exp.Where(this=_and(having)))
-        select.set(
-            "with_",
-            exp.With(
-                expressions=[
-                    exp.CTE(this=body, alias=exp.TableAlias(this=_ident(name))) for name, body in ctes
-                ]
-            ),
-        )
+        elif having:
+            select.set("having", exp.Having(this=_and(having)))
+        ctes_node = [exp.CTE(this=body, alias=exp.TableAlias(this=_ident(name))) for name, body in ctes]
+        select.set("with_", exp.With(expressions=ctes_node))
         return select
+
+    def _single_group(self) -> tuple[exp.Select, dict[str, exp.Expression]]:
+        measure_col = {m.path: _col(f"m{j}", "__g0") for j, m in enumerate(self.plan.groups[0].measures)}
+        outputs = [
+            _alias(_col(self.dim_alias[d.key], "__g0"), d.key, quoted=True) for d in self.query.dimensions
+        ]
+        return _from(_select(*outputs), exp.Table(this=_ident("__g0"))), measure_col
+
+    def _combined_groups(self) -> tuple[exp.Select, dict[str, exp.Expression]]:
+        """Stack the groups (UNION ALL) and group by the dimension values.
+
+        Each group has at most one row per dimension tuple, so MAX picks its value; GROUP BY matches
+        NULL keys, and a tuple that one fact lacks survives. (A FULL JOIN on IS NOT DISTINCT FROM does
+        the same, but PostgreSQL cannot execute it.) The other groups' columns are typed NULLs, since
+        PostgreSQL types a column that is NULL in the first two branches as text.
+        """
+        columns = [(i, j) for i, group in enumerate(self.plan.groups) for j in range(len(group.measures))]
+        branches = []
+        for i in range(len(self.plan.groups)):
+            outputs: list[exp.Expression] = [_col(alias) for alias in self.dim_alias.values()]
+            outputs += [
+                _alias(_col(f"m{j}") if gi == i else _typed_null(gi, j), f"g{gi}_m{j}") for gi, j in columns
+            ]
+            branches.append(_from(_select(*outputs), exp.Table(this=_ident(f"__g{i}"))))
+        stacked: exp.Query = branches[0]
+        for branch in branches[1:]:
+            stacked = exp.Union(this=stacked, expression=branch, distinct=False)
+        measure_col: dict[str, exp.Expression] = {
+            self.plan.groups[i].measures[j].path: exp.Max(this=_col(f"g{i}_m{j}")) for i, j in columns
+        }
+        outputs = [_alias(_col(self.dim_alias[d.key]), d.key, quoted=True) for d in self.query.dimensions]
+        source = exp.Subquery(this=stacked, alias=exp.TableAlias(this=_ident("__all")))
+        return _group_by_position(_from(_select(*outputs), source), len(outputs)), measure_col
 
     # -- measure groups ---------------------------------------------------------------------------
 
@@ -273,16 +301,6 @@ class SqlBuilder:
         if conditions:
             select.set("where", exp.Where(this=_and(conditions)))
         return select
-
-    def _combine_on(self, ctes: list[tuple[str, exp.Select]], i: int) -> exp.Expression | None:
-        if not self.query.dimensions:
-            return None
-        parts = []
-        for alias in self.dim_alias.values():
-            left = [_col(alias, name) for name, _ in ctes[:i]]
-            left_value = left[0] if len(left) == 1 else exp.Coalesce(this=left[0], expressions=left[1:])
-            parts.append(exp.NullSafeEQ(this=left_value, expression=_col(alias, ctes[i][0])))
-        return _and(parts)
 
     @staticmethod
     def _copy(tree: exp.Expression | None) -> exp.Expression:

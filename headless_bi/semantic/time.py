@@ -105,11 +105,7 @@ def check_granularity(value: object, member: str) -> str:
 def check_timezone(tz: object) -> str:
     """The IANA name, canonically spelt ('utc' -> 'UTC'); a QueryError for anything zoneinfo cannot load."""
     if isinstance(tz, str) and tz:
-        try:
-            ZoneInfo(tz)
-            return tz
-        except (KeyError, ValueError, OSError):
-            pass
+        # Only names of the IANA list: zoneinfo would also open 'posixrules' or 'right/UTC' files.
         canonical = _zone_names().get(tz.lower())
         if canonical:
             return canonical
@@ -132,15 +128,16 @@ def _zone(tz: str) -> ZoneInfo:
 def local_to_utc(dt: datetime, timezone: str) -> datetime:
     """Naive local wall clock -> naive UTC.
 
-    An ambiguous time (DST fall-back) takes its first occurrence (fold=0). A nonexistent time (spring-forward
-    gap, e.g. 02:30 in New York on 2024-03-10) maps to the first instant after it, the transition itself
+    An ambiguous time (DST fall-back) takes the occurrence its ``fold`` names: 0 (the first) unless it
+    came from a UTC instant in the second one, which ``_to_local`` marks with fold=1. A nonexistent time
+    (spring-forward gap, e.g. 02:30 in New York on 2024-03-10) maps to the first instant after it, the transition itself
     (03:00 EDT), so a range bound inside a gap neither loses nor gains real time. An aware ``dt`` is just
     converted.
     """
     if dt.tzinfo is not None:
         return dt.astimezone(UTC).replace(tzinfo=None)
     zone = _zone(timezone)
-    utc = dt.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    utc = dt.replace(tzinfo=zone).astimezone(UTC)
     if utc.astimezone(zone).replace(tzinfo=None) != dt:  # in a gap: fold=0 used the pre-gap offset
         utc = _transition(dt.replace(tzinfo=zone, fold=1).astimezone(UTC), utc, zone)
     return utc.replace(tzinfo=None)
