@@ -130,9 +130,9 @@ def local_to_utc(dt: datetime, timezone: str) -> datetime:
 
     An ambiguous time (DST fall-back) takes the occurrence its ``fold`` names: 0 (the first) unless it
     came from a UTC instant in the second one, which ``_to_local`` marks with fold=1. A nonexistent time
-    (spring-forward gap, e.g. 02:30 in New York on 2024-03-10) maps to the first instant after it, the transition itself
-    (03:00 EDT), so a range bound inside a gap neither loses nor gains real time. An aware ``dt`` is just
-    converted.
+    (spring-forward gap, e.g. 02:30 in New York on 2024-03-10) maps to the first instant after it, the
+    transition itself (03:00 EDT), so a range bound inside a gap neither loses nor gains real time. An
+    aware ``dt`` is just converted.
     """
     if dt.tzinfo is not None:
         return dt.astimezone(UTC).replace(tzinfo=None)
