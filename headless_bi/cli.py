@@ -50,8 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: keep the promise of no traceback unless asked for one
         if os.environ.get("HBI_DEBUG"):
             raise
-        print(f"internal error: {type(exc).__name__}: {exc} (set HBI_DEBUG=1 for a traceback)",
-              file=sys.stderr)
+        print(
+            f"internal error: {type(exc).__name__}: {exc} (set HBI_DEBUG=1 for a traceback)", file=sys.stderr
+        )
         return EXIT_INTERNAL
 
 
@@ -77,8 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("query", help="run a query against a warehouse and print the result")
     p.add_argument("--models", required=True, metavar="DIR")
-    p.add_argument("--warehouse", required=True, metavar="W",
-                   help="a DuckDB file, or a postgresql:// connection URL")
+    p.add_argument(
+        "--warehouse", required=True, metavar="W", help="a DuckDB file, or a postgresql:// connection URL"
+    )
     p.add_argument("--query", required=True, metavar="JSON", help="JSON text, @file.json, or - for stdin")
     p.add_argument("--format", default="json", choices=FORMATS)
     p.set_defaults(func=cmd_query)
@@ -96,8 +98,10 @@ def cmd_load(args: argparse.Namespace) -> int:
     from headless_bi.warehouse.files import load_files
 
     counts = load_files(args.files, args.warehouse)
-    print(f"OK: loaded {_plural(len(counts), 'table')} ({sum(counts.values()):,} rows) into "
-          f"{args.warehouse}: {_summary(counts)}")
+    print(
+        f"OK: loaded {_plural(len(counts), 'table')} ({sum(counts.values()):,} rows) into "
+        f"{args.warehouse}: {_summary(counts)}"
+    )
     return EXIT_OK
 
 
@@ -150,8 +154,10 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     from headless_bi.demo.data import generate_demo_data
 
     counts = generate_demo_data(args.warehouse)
-    print(f"OK: wrote {_plural(len(counts), 'table')} ({sum(counts.values()):,} rows) to "
-          f"{args.warehouse}: {_summary(counts)}")
+    print(
+        f"OK: wrote {_plural(len(counts), 'table')} ({sum(counts.values()):,} rows) to "
+        f"{args.warehouse}: {_summary(counts)}"
+    )
     return EXIT_OK
 
 
@@ -174,8 +180,10 @@ def read_query(spec: str, stdin: TextIO | None = None) -> dict[str, Any]:
     try:
         query = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise QueryError(f"The query in {source} is not valid JSON: {exc.msg} at line {exc.lineno}, "
-                         f"column {exc.colno} (char {exc.pos}).") from exc
+        raise QueryError(
+            f"The query in {source} is not valid JSON: {exc.msg} at line {exc.lineno}, "
+            f"column {exc.colno} (char {exc.pos})."
+        ) from exc
     if not isinstance(query, dict):
         raise QueryError(f"The query in {source} must be a JSON object, got {type(query).__name__}.")
     return query
@@ -190,8 +198,10 @@ def open_warehouse(spec: str) -> Warehouse:
     from headless_bi.warehouse.duckdb_warehouse import DuckDBWarehouse
 
     if not Path(spec).is_file():
-        raise QueryError(f"Warehouse '{spec}' does not exist (create it with `headless-bi load` "
-                         "or `headless-bi demo-data`).")
+        raise QueryError(
+            f"Warehouse '{spec}' does not exist (create it with `headless-bi load` "
+            "or `headless-bi demo-data`)."
+        )
     return DuckDBWarehouse(spec, read_only=True)
 
 

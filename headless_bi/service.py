@@ -51,6 +51,22 @@ class QueryResult:
         return out
 
 
+_BOUND: dict[tuple[int, int], SemanticModel] = {}
+
+
+def bind_model(model: SemanticModel, warehouse: Warehouse) -> SemanticModel:
+    """`model` with the warehouse's column types (which time dimensions are calendar dates), cached."""
+    key = (id(model), id(warehouse))
+    bound = _BOUND.get(key)
+    if bound is None or bound.version != model.version:
+        columns = getattr(warehouse, "table_columns", None)
+        bound = model.with_column_types(columns()) if columns else model
+        if len(_BOUND) > 16:
+            _BOUND.clear()
+        _BOUND[key] = bound
+    return bound
+
+
 def run_query(
     model: SemanticModel,
     warehouse: Warehouse,
@@ -60,7 +76,9 @@ def run_query(
     timeout_s: float | None = None,
     **compile_options: Any,
 ) -> QueryResult:
-    compiled = compile_query(model, query, dialect=warehouse.dialect, now=now, **compile_options)
+    compiled = compile_query(
+        bind_model(model, warehouse), query, dialect=warehouse.dialect, now=now, **compile_options
+    )
     table = warehouse.execute(compiled.sql, timeout_s=timeout_s)
     total = None
     if compiled.total_sql is not None:

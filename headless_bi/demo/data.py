@@ -173,58 +173,281 @@ class _Store:
 
 
 STORES: list[_Store] = [
-    _Store(1, "London Oxford Street", "London", "United Kingdom", 1, date(2016, 3, 12), "flagship", 2400,
-           "Europe/London", 0, False),
-    _Store(2, "Manchester Arndale", "Manchester", "United Kingdom", 1, date(2019, 10, 5), "standard", 1100,
-           "Europe/London", 0, False),
-    _Store(3, "Dublin Grafton Street", "Dublin", "Ireland", 1, date(2021, 5, 20), "standard", 950,
-           "Europe/Dublin", 0, False),
-    _Store(4, "Berlin Mitte", "Berlin", "Germany", 2, date(2015, 9, 1), "flagship", 2600,
-           "Europe/Berlin", 1, True),
-    _Store(5, "Munich Marienplatz", "Munich", "Germany", 2, date(2018, 4, 14), "standard", 1200,
-           "Europe/Berlin", 1, True),
-    _Store(6, "Zurich Bahnhofstrasse", "Zurich", "Switzerland", 2, date(2024, 9, 14), "standard", 900,
-           "Europe/Zurich", 1, True),
-    _Store(7, "Amsterdam Kalverstraat", "Amsterdam", "Netherlands", 3, date(2017, 6, 3), "standard", 1300,
-           "Europe/Amsterdam", 1, False),
-    _Store(8, "Brussels Rue Neuve", "Brussels", "Belgium", 3, date(2022, 2, 26), "standard", 1000,
-           "Europe/Brussels", 1, False),
-    _Store(9, "Paris Rivoli", "Paris", "France", 4, date(2014, 11, 8), "flagship", 2800,
-           "Europe/Paris", 1, False),
-    _Store(10, "Lyon Part-Dieu", "Lyon", "France", 4, date(2025, 4, 5), "standard", 1050,
-           "Europe/Paris", 1, False),
-    _Store(11, "Stockholm Drottninggatan", "Stockholm", "Sweden", 5, date(2018, 8, 25), "standard", 1150,
-           "Europe/Stockholm", 1, False),
-    _Store(12, "Copenhagen Strøget", "Copenhagen", "Denmark", 5, date(2020, 3, 7), "standard", 1000,
-           "Europe/Copenhagen", 1, False),
+    _Store(
+        1,
+        "London Oxford Street",
+        "London",
+        "United Kingdom",
+        1,
+        date(2016, 3, 12),
+        "flagship",
+        2400,
+        "Europe/London",
+        0,
+        False,
+    ),
+    _Store(
+        2,
+        "Manchester Arndale",
+        "Manchester",
+        "United Kingdom",
+        1,
+        date(2019, 10, 5),
+        "standard",
+        1100,
+        "Europe/London",
+        0,
+        False,
+    ),
+    _Store(
+        3,
+        "Dublin Grafton Street",
+        "Dublin",
+        "Ireland",
+        1,
+        date(2021, 5, 20),
+        "standard",
+        950,
+        "Europe/Dublin",
+        0,
+        False,
+    ),
+    _Store(
+        4,
+        "Berlin Mitte",
+        "Berlin",
+        "Germany",
+        2,
+        date(2015, 9, 1),
+        "flagship",
+        2600,
+        "Europe/Berlin",
+        1,
+        True,
+    ),
+    _Store(
+        5,
+        "Munich Marienplatz",
+        "Munich",
+        "Germany",
+        2,
+        date(2018, 4, 14),
+        "standard",
+        1200,
+        "Europe/Berlin",
+        1,
+        True,
+    ),
+    _Store(
+        6,
+        "Zurich Bahnhofstrasse",
+        "Zurich",
+        "Switzerland",
+        2,
+        date(2024, 9, 14),
+        "standard",
+        900,
+        "Europe/Zurich",
+        1,
+        True,
+    ),
+    _Store(
+        7,
+        "Amsterdam Kalverstraat",
+        "Amsterdam",
+        "Netherlands",
+        3,
+        date(2017, 6, 3),
+        "standard",
+        1300,
+        "Europe/Amsterdam",
+        1,
+        False,
+    ),
+    _Store(
+        8,
+        "Brussels Rue Neuve",
+        "Brussels",
+        "Belgium",
+        3,
+        date(2022, 2, 26),
+        "standard",
+        1000,
+        "Europe/Brussels",
+        1,
+        False,
+    ),
+    _Store(
+        9, "Paris Rivoli", "Paris", "France", 4, date(2014, 11, 8), "flagship", 2800, "Europe/Paris", 1, False
+    ),
+    _Store(
+        10,
+        "Lyon Part-Dieu",
+        "Lyon",
+        "France",
+        4,
+        date(2025, 4, 5),
+        "standard",
+        1050,
+        "Europe/Paris",
+        1,
+        False,
+    ),
+    _Store(
+        11,
+        "Stockholm Drottninggatan",
+        "Stockholm",
+        "Sweden",
+        5,
+        date(2018, 8, 25),
+        "standard",
+        1150,
+        "Europe/Stockholm",
+        1,
+        False,
+    ),
+    _Store(
+        12,
+        "Copenhagen Strøget",
+        "Copenhagen",
+        "Denmark",
+        5,
+        date(2020, 3, 7),
+        "standard",
+        1000,
+        "Europe/Copenhagen",
+        1,
+        False,
+    ),
 ]
 
 # Customer home cities per region: (city, country, weight); store cities weigh more.
 REGION_CITIES: dict[int, list[tuple[str, str, float]]] = {
-    1: [("London", "United Kingdom", 5), ("Manchester", "United Kingdom", 3), ("Dublin", "Ireland", 3),
-        ("Birmingham", "United Kingdom", 1), ("Leeds", "United Kingdom", 1), ("Cork", "Ireland", 1)],
-    2: [("Berlin", "Germany", 5), ("Munich", "Germany", 3), ("Zurich", "Switzerland", 2),
-        ("Hamburg", "Germany", 1), ("Vienna", "Austria", 1), ("Cologne", "Germany", 1)],
-    3: [("Amsterdam", "Netherlands", 4), ("Brussels", "Belgium", 3), ("Rotterdam", "Netherlands", 1),
-        ("Utrecht", "Netherlands", 1), ("Antwerp", "Belgium", 1), ("Luxembourg", "Luxembourg", 0.5)],
-    4: [("Paris", "France", 5), ("Lyon", "France", 2), ("Marseille", "France", 1), ("Lille", "France", 1),
-        ("Toulouse", "France", 1), ("Bordeaux", "France", 1)],
-    5: [("Stockholm", "Sweden", 4), ("Copenhagen", "Denmark", 3), ("Gothenburg", "Sweden", 1),
-        ("Oslo", "Norway", 1), ("Aarhus", "Denmark", 1), ("Helsinki", "Finland", 1)],
+    1: [
+        ("London", "United Kingdom", 5),
+        ("Manchester", "United Kingdom", 3),
+        ("Dublin", "Ireland", 3),
+        ("Birmingham", "United Kingdom", 1),
+        ("Leeds", "United Kingdom", 1),
+        ("Cork", "Ireland", 1),
+    ],
+    2: [
+        ("Berlin", "Germany", 5),
+        ("Munich", "Germany", 3),
+        ("Zurich", "Switzerland", 2),
+        ("Hamburg", "Germany", 1),
+        ("Vienna", "Austria", 1),
+        ("Cologne", "Germany", 1),
+    ],
+    3: [
+        ("Amsterdam", "Netherlands", 4),
+        ("Brussels", "Belgium", 3),
+        ("Rotterdam", "Netherlands", 1),
+        ("Utrecht", "Netherlands", 1),
+        ("Antwerp", "Belgium", 1),
+        ("Luxembourg", "Luxembourg", 0.5),
+    ],
+    4: [
+        ("Paris", "France", 5),
+        ("Lyon", "France", 2),
+        ("Marseille", "France", 1),
+        ("Lille", "France", 1),
+        ("Toulouse", "France", 1),
+        ("Bordeaux", "France", 1),
+    ],
+    5: [
+        ("Stockholm", "Sweden", 4),
+        ("Copenhagen", "Denmark", 3),
+        ("Gothenburg", "Sweden", 1),
+        ("Oslo", "Norway", 1),
+        ("Aarhus", "Denmark", 1),
+        ("Helsinki", "Finland", 1),
+    ],
 }
 
 FIRST_NAMES = (
-    "Oliver", "Emma", "Lukas", "Sophie", "Noah", "Mia", "Liam", "Hannah", "Lucas", "Emilia", "Finn",
-    "Lea", "Elias", "Clara", "Jonas", "Amelie", "Louis", "Chloe", "Hugo", "Ines", "Jack", "Isla",
-    "Thomas", "Julie", "Daan", "Sanne", "Lars", "Freja", "Oscar", "Astrid", "Matteo", "Sofia", "Leon",
-    "Anna", "Jan", "Eva", "Paul", "Laura", "Max", "Nora",
+    "Oliver",
+    "Emma",
+    "Lukas",
+    "Sophie",
+    "Noah",
+    "Mia",
+    "Liam",
+    "Hannah",
+    "Lucas",
+    "Emilia",
+    "Finn",
+    "Lea",
+    "Elias",
+    "Clara",
+    "Jonas",
+    "Amelie",
+    "Louis",
+    "Chloe",
+    "Hugo",
+    "Ines",
+    "Jack",
+    "Isla",
+    "Thomas",
+    "Julie",
+    "Daan",
+    "Sanne",
+    "Lars",
+    "Freja",
+    "Oscar",
+    "Astrid",
+    "Matteo",
+    "Sofia",
+    "Leon",
+    "Anna",
+    "Jan",
+    "Eva",
+    "Paul",
+    "Laura",
+    "Max",
+    "Nora",
 )
 LAST_NAMES = (
-    "Smith", "Jones", "Murphy", "Kelly", "Brown", "Taylor", "Muller", "Schmidt", "Schneider", "Fischer",
-    "Weber", "Meyer", "Wagner", "Huber", "Jansen", "Bakker", "Peeters", "Janssens", "Maes", "Martin",
-    "Bernard", "Dubois", "Thomas", "Robert", "Petit", "Durand", "Andersson", "Johansson", "Karlsson",
-    "Nilsson", "Hansen", "Nielsen", "Jensen", "Larsen", "Keller", "Brunner", "Moreau", "Laurent",
-    "Visser", "Smit",
+    "Smith",
+    "Jones",
+    "Murphy",
+    "Kelly",
+    "Brown",
+    "Taylor",
+    "Muller",
+    "Schmidt",
+    "Schneider",
+    "Fischer",
+    "Weber",
+    "Meyer",
+    "Wagner",
+    "Huber",
+    "Jansen",
+    "Bakker",
+    "Peeters",
+    "Janssens",
+    "Maes",
+    "Martin",
+    "Bernard",
+    "Dubois",
+    "Thomas",
+    "Robert",
+    "Petit",
+    "Durand",
+    "Andersson",
+    "Johansson",
+    "Karlsson",
+    "Nilsson",
+    "Hansen",
+    "Nielsen",
+    "Jensen",
+    "Larsen",
+    "Keller",
+    "Brunner",
+    "Moreau",
+    "Laurent",
+    "Visser",
+    "Smit",
 )
 
 
@@ -240,57 +463,191 @@ class _Category:
 
 
 CATALOG: tuple[_Category, ...] = (
-    _Category("Electronics", "ELE", ("Voltique", "Auralis", "Nordtek", "Pixelon"), (0.18, 0.34), 1.2,
-              (0.9, 0.85, 0.9, 0.9, 0.9, 0.9, 0.9, 0.95, 1.0, 1.05, 1.5, 1.6), {
-                  "Audio": ((29, 349), ("Wireless Headphones", "Noise-Cancelling Headphones",
-                                        "True Wireless Earbuds", "Bluetooth Speaker", "Soundbar",
-                                        "Portable Radio")),
-                  "Computer Accessories": ((12, 149), ("Mechanical Keyboard", "Wireless Mouse", "USB-C Hub",
-                                                       "HD Webcam", "Laptop Stand", "Portable SSD")),
-                  "Smart Home": ((15, 249), ("Smart Plug", "Smart Bulb Kit", "Video Doorbell",
-                                             "Indoor Camera", "Smart Thermostat")),
-              }),
-    _Category("Home & Kitchen", "HOM", ("Kasa", "Lindqvist", "Maison Clair"), (0.38, 0.55), 1.1,
-              (1.0, 0.95, 1.05, 1.05, 1.0, 0.95, 0.9, 0.95, 1.05, 1.05, 1.1, 1.25), {
-                  "Cookware": ((15, 189), ("Cast Iron Skillet", "Non-Stick Pan Set", "Dutch Oven",
-                                           "Chef's Knife", "Cutting Board", "Stock Pot")),
-                  "Small Appliances": ((25, 299), ("Espresso Machine", "Electric Kettle", "Blender",
-                                                   "Toaster", "Air Fryer", "Stand Mixer")),
-                  "Home Decor": ((9, 129), ("Scented Candle", "Throw Blanket", "Table Lamp", "Wall Clock",
-                                            "Ceramic Vase")),
-              }),
-    _Category("Apparel", "APP", ("Fjellstad", "Urban Loom", "Marin & Co"), (0.5, 0.66), 1.3,
-              (1.0, 0.9, 1.1, 1.15, 1.05, 0.95, 0.9, 0.95, 1.15, 1.15, 1.05, 1.05), {
-                  "Outerwear": ((59, 249), ("Rain Jacket", "Down Parka", "Wool Coat", "Fleece Jacket",
-                                            "Softshell Jacket")),
-                  "Tops": ((15, 79), ("Organic T-Shirt", "Merino Sweater", "Linen Shirt", "Hoodie",
-                                      "Polo Shirt", "Cardigan")),
-                  "Footwear": ((39, 179), ("Running Shoes", "Leather Boots", "Canvas Sneakers",
-                                           "Hiking Shoes", "Slippers")),
-              }),
-    _Category("Sports & Outdoors", "SPO", ("Peakline", "Trailhead", "Velora"), (0.34, 0.5), 0.8,
-              (1.35, 1.05, 1.0, 1.1, 1.35, 1.5, 1.55, 1.4, 1.0, 0.85, 0.75, 0.8), {
-                  "Fitness": ((12, 199), ("Yoga Mat", "Adjustable Dumbbells", "Resistance Bands",
-                                          "Foam Roller", "Kettlebell", "Jump Rope")),
-                  "Camping": ((19, 299), ("Two-Person Tent", "Sleeping Bag", "Camping Stove", "Headlamp",
-                                          "Insulated Bottle")),
-                  "Cycling": ((15, 249), ("Bike Helmet", "LED Bike Light Set", "Cycling Gloves",
-                                          "Bike Lock", "Saddle Bag", "Mini Pump")),
-              }),
-    _Category("Beauty", "BEA", ("Lumea", "Botanique"), (0.55, 0.7), 0.7,
-              (0.95, 1.2, 1.0, 1.0, 1.05, 1.0, 0.95, 0.95, 1.0, 1.0, 1.2, 1.6), {
-                  "Skincare": ((9, 69), ("Hydrating Serum", "Day Cream SPF30", "Cleansing Gel",
-                                         "Night Repair Cream", "Lip Balm Set", "Face Mask Pack")),
-                  "Fragrance": ((29, 119), ("Eau de Parfum 50ml", "Eau de Toilette 100ml",
-                                            "Scented Body Lotion", "Discovery Set", "Travel Spray")),
-              }),
-    _Category("Toys & Games", "TOY", ("Brickwise", "Meeple & Co"), (0.36, 0.52), 0.6,
-              (0.7, 0.7, 0.75, 0.8, 0.8, 0.8, 0.85, 0.85, 0.9, 1.0, 1.6, 2.4), {
-                  "Board Games": ((15, 79), ("Strategy Board Game", "Family Party Game", "Cooperative Quest",
-                                             "Classic Chess Set", "Puzzle 1000 Pieces", "Card Game Bundle")),
-                  "Building Sets": ((9, 199), ("Starter Brick Box", "City Fire Station", "Space Shuttle Kit",
-                                               "Castle Builder Set", "Marble Run")),
-              }),
+    _Category(
+        "Electronics",
+        "ELE",
+        ("Voltique", "Auralis", "Nordtek", "Pixelon"),
+        (0.18, 0.34),
+        1.2,
+        (0.9, 0.85, 0.9, 0.9, 0.9, 0.9, 0.9, 0.95, 1.0, 1.05, 1.5, 1.6),
+        {
+            "Audio": (
+                (29, 349),
+                (
+                    "Wireless Headphones",
+                    "Noise-Cancelling Headphones",
+                    "True Wireless Earbuds",
+                    "Bluetooth Speaker",
+                    "Soundbar",
+                    "Portable Radio",
+                ),
+            ),
+            "Computer Accessories": (
+                (12, 149),
+                (
+                    "Mechanical Keyboard",
+                    "Wireless Mouse",
+                    "USB-C Hub",
+                    "HD Webcam",
+                    "Laptop Stand",
+                    "Portable SSD",
+                ),
+            ),
+            "Smart Home": (
+                (15, 249),
+                ("Smart Plug", "Smart Bulb Kit", "Video Doorbell", "Indoor Camera", "Smart Thermostat"),
+            ),
+        },
+    ),
+    _Category(
+        "Home & Kitchen",
+        "HOM",
+        ("Kasa", "Lindqvist", "Maison Clair"),
+        (0.38, 0.55),
+        1.1,
+        (1.0, 0.95, 1.05, 1.05, 1.0, 0.95, 0.9, 0.95, 1.05, 1.05, 1.1, 1.25),
+        {
+            "Cookware": (
+                (15, 189),
+                (
+                    "Cast Iron Skillet",
+                    "Non-Stick Pan Set",
+                    "Dutch Oven",
+                    "Chef's Knife",
+                    "Cutting Board",
+                    "Stock Pot",
+                ),
+            ),
+            "Small Appliances": (
+                (25, 299),
+                ("Espresso Machine", "Electric Kettle", "Blender", "Toaster", "Air Fryer", "Stand Mixer"),
+            ),
+            "Home Decor": (
+                (9, 129),
+                ("Scented Candle", "Throw Blanket", "Table Lamp", "Wall Clock", "Ceramic Vase"),
+            ),
+        },
+    ),
+    _Category(
+        "Apparel",
+        "APP",
+        ("Fjellstad", "Urban Loom", "Marin & Co"),
+        (0.5, 0.66),
+        1.3,
+        (1.0, 0.9, 1.1, 1.15, 1.05, 0.95, 0.9, 0.95, 1.15, 1.15, 1.05, 1.05),
+        {
+            "Outerwear": (
+                (59, 249),
+                ("Rain Jacket", "Down Parka", "Wool Coat", "Fleece Jacket", "Softshell Jacket"),
+            ),
+            "Tops": (
+                (15, 79),
+                ("Organic T-Shirt", "Merino Sweater", "Linen Shirt", "Hoodie", "Polo Shirt", "Cardigan"),
+            ),
+            "Footwear": (
+                (39, 179),
+                ("Running Shoes", "Leather Boots", "Canvas Sneakers", "Hiking Shoes", "Slippers"),
+            ),
+        },
+    ),
+    _Category(
+        "Sports & Outdoors",
+        "SPO",
+        ("Peakline", "Trailhead", "Velora"),
+        (0.34, 0.5),
+        0.8,
+        (1.35, 1.05, 1.0, 1.1, 1.35, 1.5, 1.55, 1.4, 1.0, 0.85, 0.75, 0.8),
+        {
+            "Fitness": (
+                (12, 199),
+                (
+                    "Yoga Mat",
+                    "Adjustable Dumbbells",
+                    "Resistance Bands",
+                    "Foam Roller",
+                    "Kettlebell",
+                    "Jump Rope",
+                ),
+            ),
+            "Camping": (
+                (19, 299),
+                ("Two-Person Tent", "Sleeping Bag", "Camping Stove", "Headlamp", "Insulated Bottle"),
+            ),
+            "Cycling": (
+                (15, 249),
+                (
+                    "Bike Helmet",
+                    "LED Bike Light Set",
+                    "Cycling Gloves",
+                    "Bike Lock",
+                    "Saddle Bag",
+                    "Mini Pump",
+                ),
+            ),
+        },
+    ),
+    _Category(
+        "Beauty",
+        "BEA",
+        ("Lumea", "Botanique"),
+        (0.55, 0.7),
+        0.7,
+        (0.95, 1.2, 1.0, 1.0, 1.05, 1.0, 0.95, 0.95, 1.0, 1.0, 1.2, 1.6),
+        {
+            "Skincare": (
+                (9, 69),
+                (
+                    "Hydrating Serum",
+                    "Day Cream SPF30",
+                    "Cleansing Gel",
+                    "Night Repair Cream",
+                    "Lip Balm Set",
+                    "Face Mask Pack",
+                ),
+            ),
+            "Fragrance": (
+                (29, 119),
+                (
+                    "Eau de Parfum 50ml",
+                    "Eau de Toilette 100ml",
+                    "Scented Body Lotion",
+                    "Discovery Set",
+                    "Travel Spray",
+                ),
+            ),
+        },
+    ),
+    _Category(
+        "Toys & Games",
+        "TOY",
+        ("Brickwise", "Meeple & Co"),
+        (0.36, 0.52),
+        0.6,
+        (0.7, 0.7, 0.75, 0.8, 0.8, 0.8, 0.85, 0.85, 0.9, 1.0, 1.6, 2.4),
+        {
+            "Board Games": (
+                (15, 79),
+                (
+                    "Strategy Board Game",
+                    "Family Party Game",
+                    "Cooperative Quest",
+                    "Classic Chess Set",
+                    "Puzzle 1000 Pieces",
+                    "Card Game Bundle",
+                ),
+            ),
+            "Building Sets": (
+                (9, 199),
+                (
+                    "Starter Brick Box",
+                    "City Fire Station",
+                    "Space Shuttle Kit",
+                    "Castle Builder Set",
+                    "Marble Run",
+                ),
+            ),
+        },
+    ),
 )
 
 
@@ -307,10 +664,58 @@ _DOW = {
 # Local-time hour-of-day weights per channel (stores trade 09:00-20:59).
 _HOURS = {
     "store": (0,) * 9 + (3, 5, 7, 9, 9, 8, 7, 8, 9, 9, 7, 4) + (0,) * 3,
-    "web": (2.0, 1.2, 0.7, 0.4, 0.3, 0.4, 0.8, 1.5, 2.5, 3.2, 3.6, 3.8, 4.2, 4.0, 3.7, 3.6, 3.8, 4.3, 5.0,
-            5.8, 6.4, 6.0, 4.6, 3.0),
-    "app": (1.5, 0.8, 0.4, 0.3, 0.3, 0.6, 1.5, 3.2, 3.8, 3.0, 2.8, 3.4, 4.6, 4.4, 3.2, 3.0, 3.2, 3.8, 4.4,
-            5.0, 5.6, 5.8, 4.8, 3.0),
+    "web": (
+        2.0,
+        1.2,
+        0.7,
+        0.4,
+        0.3,
+        0.4,
+        0.8,
+        1.5,
+        2.5,
+        3.2,
+        3.6,
+        3.8,
+        4.2,
+        4.0,
+        3.7,
+        3.6,
+        3.8,
+        4.3,
+        5.0,
+        5.8,
+        6.4,
+        6.0,
+        4.6,
+        3.0,
+    ),
+    "app": (
+        1.5,
+        0.8,
+        0.4,
+        0.3,
+        0.3,
+        0.6,
+        1.5,
+        3.2,
+        3.8,
+        3.0,
+        2.8,
+        3.4,
+        4.6,
+        4.4,
+        3.2,
+        3.0,
+        3.2,
+        3.8,
+        4.4,
+        5.0,
+        5.6,
+        5.8,
+        4.8,
+        3.0,
+    ),
 }
 _GROWTH = math.log(1.28)  # ~28 % more orders per year
 _BASE_RATE = {"flagship": 6.0, "standard": 2.4}  # orders/day per store at the start, all channels
@@ -436,9 +841,21 @@ def _sample_local_seconds(rng: np.random.Generator, channel: np.ndarray) -> np.n
 
 
 def _products(rng: np.random.Generator) -> dict[str, Any]:
-    rows: dict[str, list[Any]] = {k: [] for k in (
-        "id", "sku", "name", "category", "subcategory", "brand", "unit_price", "unit_cost", "is_active",
-        "category_index")}
+    rows: dict[str, list[Any]] = {
+        k: []
+        for k in (
+            "id",
+            "sku",
+            "name",
+            "category",
+            "subcategory",
+            "brand",
+            "unit_price",
+            "unit_cost",
+            "is_active",
+            "category_index",
+        )
+    }
     for ci, cat in enumerate(CATALOG):
         for sub, ((lo, hi), items) in cat.subcategories.items():
             for item in items:
@@ -496,8 +913,13 @@ def _customers(rng: np.random.Generator, cal: _Calendar) -> dict[str, np.ndarray
     segment = rng.choice(np.array(SEGMENTS, dtype=object), size=n, p=(0.72, 0.17, 0.11))
     tld = rng.choice(np.array(["com", "org", "net"]), size=n)
     ids = np.arange(1, n + 1)
-    email = np.array([f"{f.lower()}.{la.lower()}.{i}@example.{t}" for f, la, i, t in zip(
-        first, last, ids, tld, strict=True)], dtype=object)
+    email = np.array(
+        [
+            f"{f.lower()}.{la.lower()}.{i}@example.{t}"
+            for f, la, i, t in zip(first, last, ids, tld, strict=True)
+        ],
+        dtype=object,
+    )
     opt_in = rng.random(n) < 0.46
     # Missing attributes on purpose: data-quality reality for NULL handling in the semantic layer.
     segment[rng.random(n) < 0.02] = None
@@ -506,15 +928,23 @@ def _customers(rng: np.random.Generator, cal: _Calendar) -> dict[str, np.ndarray
     opt_in_null = rng.random(n) < 0.03
     activity = rng.lognormal(0.0, 1.0, n) * np.where(segment == "corporate", 1.5, 1.0)
     return {
-        "id": ids, "name": np.char.add(np.char.add(first.astype(str), " "), last.astype(str)),
-        "email": email, "city": city, "country": country, "region_id": region, "segment": segment,
-        "marketing_opt_in": opt_in, "marketing_opt_in_null": opt_in_null, "signed_up_s": signup,
+        "id": ids,
+        "name": np.char.add(np.char.add(first.astype(str), " "), last.astype(str)),
+        "email": email,
+        "city": city,
+        "country": country,
+        "region_id": region,
+        "segment": segment,
+        "marketing_opt_in": opt_in,
+        "marketing_opt_in_null": opt_in_null,
+        "signed_up_s": signup,
         "activity": activity,
     }
 
 
-def _pick_customers(rng: np.random.Generator, cust: dict[str, np.ndarray], region: np.ndarray,
-                    ts: np.ndarray) -> np.ndarray:
+def _pick_customers(
+    rng: np.random.Generator, cust: dict[str, np.ndarray], region: np.ndarray, ts: np.ndarray
+) -> np.ndarray:
     """Activity-weighted customer of the order's region who had signed up before the order."""
     out = np.empty(len(ts), dtype=np.int64)
     for r, _, _ in REGIONS:
@@ -558,8 +988,10 @@ def _generate(seed: int) -> dict[str, dict[str, Any]]:
     customer = _pick_customers(rng, cust, store_region[store_i], ts)
     segment = cust["segment"][customer - 1]
 
-    is_peak = np.isin(cal.days[day_i], [np.datetime64(h["date"], "D") for h in HOLIDAYS
-                                        if h["name"] in ("Black Friday", "Cyber Monday")])
+    is_peak = np.isin(
+        cal.days[day_i],
+        [np.datetime64(h["date"], "D") for h in HOLIDAYS if h["name"] in ("Black Friday", "Cyber Monday")],
+    )
     promo = rng.choice([0.05, 0.10, 0.15, 0.20], size=n_orders, p=(0.35, 0.35, 0.2, 0.1))
     deep = rng.choice([0.20, 0.25, 0.30], size=n_orders, p=(0.4, 0.4, 0.2))
     u = rng.random(n_orders)
@@ -574,7 +1006,7 @@ def _generate(seed: int) -> dict[str, dict[str, Any]]:
     n_products = len(products["id"])
     cat_idx = np.array(products["category_index"])
     price_list = np.array(products["unit_price"])
-    popularity = np.array(products["popularity"]) * price_list ** -0.35
+    popularity = np.array(products["popularity"]) * price_list**-0.35
     inactive = ~np.array(products["is_active"])
     late = cal.days[day_i[line_order]] >= np.datetime64(DISCONTINUED_FROM, "D")
     line_product = np.empty(len(line_order), dtype=np.int64)
@@ -604,12 +1036,11 @@ def _generate(seed: int) -> dict[str, dict[str, Any]]:
 
     # Prices and costs at the time of sale: list prices rise ~3% every January.
     years_before = (END.year - cal.year[day_i[line_order]]).astype(float)
-    factor = 1.03 ** years_before
+    factor = 1.03**years_before
     unit_price = np.floor(price_list[line_product] / factor) + 0.99
     unit_cost = np.round(np.array(products["unit_cost"])[line_product] / factor, 2)
     markdown_p = np.where(cat_idx[line_product] == _CATEGORY_INDEX["Apparel"], 0.12, 0.05)
-    markdown = np.where(rng.random(n_items) < markdown_p,
-                        rng.choice([0.1, 0.2, 0.3], size=n_items), 0.0)
+    markdown = np.where(rng.random(n_items) < markdown_p, rng.choice([0.1, 0.2, 0.3], size=n_items), 0.0)
     line_discount = np.round(1 - (1 - discount[line_order]) * (1 - markdown), 3)
     glitch = (day_i[line_order] == pe_day) & (line_product == PRICING_ERROR_PRODUCT_ID - 1)
     unit_price = np.where(glitch, np.floor(price_list[line_product] / 10) + 0.99, unit_price)  # 19.99
@@ -619,8 +1050,10 @@ def _generate(seed: int) -> dict[str, dict[str, Any]]:
     age_days = (cal.day_s[-1] + 86_400 - ts) / 86_400
     has_cat = np.zeros((len(CATALOG), n_orders), dtype=bool)
     for c in range(len(CATALOG)):
-        has_cat[c] = np.bincount(line_order, weights=(cat_idx[line_product] == c).astype(float),
-                                 minlength=n_orders) > 0
+        has_cat[c] = (
+            np.bincount(line_order, weights=(cat_idx[line_product] == c).astype(float), minlength=n_orders)
+            > 0
+        )
     online = chan_i > 0
     p_cancel = np.where(online, np.where(chan_i == 1, 0.035, 0.03), 0.004)
     apparel = has_cat[_CATEGORY_INDEX["Apparel"]]
@@ -634,8 +1067,12 @@ def _generate(seed: int) -> dict[str, dict[str, Any]]:
     status = np.where(u < p_cancel, 4, status)
 
     # Daily traffic: footfall from expected in-store demand, conversions = actual in-store orders.
-    rows = [(d, j) for j, s in enumerate(STORES) for d in range(cal.n)
-            if cal.days[d] >= np.datetime64(s.opened_at, "D")]
+    rows = [
+        (d, j)
+        for j, s in enumerate(STORES)
+        for d in range(cal.n)
+        if cal.days[d] >= np.datetime64(s.opened_at, "D")
+    ]
     t_day = np.array([r[0] for r in rows])
     t_store = np.array([r[1] for r in rows])
     t_sort = np.lexsort((t_store, t_day))
@@ -652,35 +1089,58 @@ def _generate(seed: int) -> dict[str, dict[str, Any]]:
     visits = np.maximum(visits, conversions).astype(np.int64)
 
     return {
-        "regions": {"id": [r[0] for r in REGIONS], "name": [r[1] for r in REGIONS],
-                    "code": [r[2] for r in REGIONS]},
+        "regions": {
+            "id": [r[0] for r in REGIONS],
+            "name": [r[1] for r in REGIONS],
+            "code": [r[2] for r in REGIONS],
+        },
         "stores": {
-            "id": [s.id for s in STORES], "name": [s.name for s in STORES], "city": [s.city for s in STORES],
-            "country": [s.country for s in STORES], "region_id": [s.region_id for s in STORES],
-            "opened_at": [s.opened_at for s in STORES], "format": [s.format for s in STORES],
-            "size_sqm": [s.size_sqm for s in STORES], "timezone": [s.timezone for s in STORES],
+            "id": [s.id for s in STORES],
+            "name": [s.name for s in STORES],
+            "city": [s.city for s in STORES],
+            "country": [s.country for s in STORES],
+            "region_id": [s.region_id for s in STORES],
+            "opened_at": [s.opened_at for s in STORES],
+            "format": [s.format for s in STORES],
+            "size_sqm": [s.size_sqm for s in STORES],
+            "timezone": [s.timezone for s in STORES],
         },
         "customers": {
-            "id": cust["id"], "name": cust["name"].astype(object), "email": cust["email"],
-            "city": cust["city"], "country": cust["country"], "region_id": cust["region_id"],
+            "id": cust["id"],
+            "name": cust["name"].astype(object),
+            "email": cust["email"],
+            "city": cust["city"],
+            "country": cust["country"],
+            "region_id": cust["region_id"],
             "segment": cust["segment"],
             "marketing_opt_in": pa.array(cust["marketing_opt_in"], mask=cust["marketing_opt_in_null"]),
             "signed_up_at": _timestamps(cust["signed_up_s"]),
         },
         "products": {k: v for k, v in products.items() if k not in ("category_index", "popularity")},
         "orders": {
-            "id": np.arange(1, n_orders + 1), "customer_id": customer,
-            "store_id": np.array([s.id for s in STORES])[store_i], "created_at": _timestamps(ts),
+            "id": np.arange(1, n_orders + 1),
+            "customer_id": customer,
+            "store_id": np.array([s.id for s in STORES])[store_i],
+            "created_at": _timestamps(ts),
             "status": np.array(STATUSES, dtype=object)[status],
-            "channel": np.array(CHANNELS, dtype=object)[chan_i], "discount": discount,
+            "channel": np.array(CHANNELS, dtype=object)[chan_i],
+            "discount": discount,
         },
         "order_items": {
-            "id": np.arange(1, n_items + 1), "order_id": line_order + 1, "product_id": line_product + 1,
-            "quantity": qty, "unit_price": unit_price, "unit_cost": unit_cost, "discount": line_discount,
+            "id": np.arange(1, n_items + 1),
+            "order_id": line_order + 1,
+            "product_id": line_product + 1,
+            "quantity": qty,
+            "unit_price": unit_price,
+            "unit_cost": unit_cost,
+            "discount": line_discount,
         },
         "daily_traffic": {
-            "date": cal.days[t_day], "store_id": t_store + 1, "visits": visits,
-            "sessions": sessions.astype(np.int64), "conversions": conversions.astype(np.int64),
+            "date": cal.days[t_day],
+            "store_id": t_store + 1,
+            "visits": visits,
+            "sessions": sessions.astype(np.int64),
+            "conversions": conversions.astype(np.int64),
         },
     }
 
@@ -692,29 +1152,71 @@ def _timestamps(seconds: np.ndarray) -> pa.Array:
 # SQL types are fixed here (not inferred) so the schema is stable: DECIMAL for money and rates.
 SCHEMA: dict[str, list[tuple[str, str]]] = {
     "regions": [("id", "INTEGER"), ("name", "VARCHAR"), ("code", "VARCHAR")],
-    "stores": [("id", "INTEGER"), ("name", "VARCHAR"), ("city", "VARCHAR"), ("country", "VARCHAR"),
-               ("region_id", "INTEGER"), ("opened_at", "DATE"), ("format", "VARCHAR"),
-               ("size_sqm", "INTEGER"), ("timezone", "VARCHAR")],
-    "customers": [("id", "INTEGER"), ("name", "VARCHAR"), ("email", "VARCHAR"), ("city", "VARCHAR"),
-                  ("country", "VARCHAR"), ("region_id", "INTEGER"), ("segment", "VARCHAR"),
-                  ("marketing_opt_in", "BOOLEAN"), ("signed_up_at", "TIMESTAMP")],
-    "products": [("id", "INTEGER"), ("sku", "VARCHAR"), ("name", "VARCHAR"), ("category", "VARCHAR"),
-                 ("subcategory", "VARCHAR"), ("brand", "VARCHAR"), ("unit_price", "DECIMAL(10,2)"),
-                 ("unit_cost", "DECIMAL(10,2)"), ("is_active", "BOOLEAN")],
-    "orders": [("id", "INTEGER"), ("customer_id", "INTEGER"), ("store_id", "INTEGER"),
-               ("created_at", "TIMESTAMP"), ("status", "VARCHAR"), ("channel", "VARCHAR"),
-               ("discount", "DECIMAL(4,3)")],
-    "order_items": [("id", "INTEGER"), ("order_id", "INTEGER"), ("product_id", "INTEGER"),
-                    ("quantity", "INTEGER"), ("unit_price", "DECIMAL(10,2)"), ("unit_cost", "DECIMAL(10,2)"),
-                    ("discount", "DECIMAL(4,3)")],
-    "daily_traffic": [("date", "DATE"), ("store_id", "INTEGER"), ("visits", "INTEGER"),
-                      ("sessions", "INTEGER"), ("conversions", "INTEGER")],
+    "stores": [
+        ("id", "INTEGER"),
+        ("name", "VARCHAR"),
+        ("city", "VARCHAR"),
+        ("country", "VARCHAR"),
+        ("region_id", "INTEGER"),
+        ("opened_at", "DATE"),
+        ("format", "VARCHAR"),
+        ("size_sqm", "INTEGER"),
+        ("timezone", "VARCHAR"),
+    ],
+    "customers": [
+        ("id", "INTEGER"),
+        ("name", "VARCHAR"),
+        ("email", "VARCHAR"),
+        ("city", "VARCHAR"),
+        ("country", "VARCHAR"),
+        ("region_id", "INTEGER"),
+        ("segment", "VARCHAR"),
+        ("marketing_opt_in", "BOOLEAN"),
+        ("signed_up_at", "TIMESTAMP"),
+    ],
+    "products": [
+        ("id", "INTEGER"),
+        ("sku", "VARCHAR"),
+        ("name", "VARCHAR"),
+        ("category", "VARCHAR"),
+        ("subcategory", "VARCHAR"),
+        ("brand", "VARCHAR"),
+        ("unit_price", "DECIMAL(10,2)"),
+        ("unit_cost", "DECIMAL(10,2)"),
+        ("is_active", "BOOLEAN"),
+    ],
+    "orders": [
+        ("id", "INTEGER"),
+        ("customer_id", "INTEGER"),
+        ("store_id", "INTEGER"),
+        ("created_at", "TIMESTAMP"),
+        ("status", "VARCHAR"),
+        ("channel", "VARCHAR"),
+        ("discount", "DECIMAL(4,3)"),
+    ],
+    "order_items": [
+        ("id", "INTEGER"),
+        ("order_id", "INTEGER"),
+        ("product_id", "INTEGER"),
+        ("quantity", "INTEGER"),
+        ("unit_price", "DECIMAL(10,2)"),
+        ("unit_cost", "DECIMAL(10,2)"),
+        ("discount", "DECIMAL(4,3)"),
+    ],
+    "daily_traffic": [
+        ("date", "DATE"),
+        ("store_id", "INTEGER"),
+        ("visits", "INTEGER"),
+        ("sessions", "INTEGER"),
+        ("conversions", "INTEGER"),
+    ],
 }
 
 
 def _arrow(columns: dict[str, Any], names: Sequence[str]) -> pa.Table:
-    return pa.table({n: columns[n] if isinstance(columns[n], pa.Array) else pa.array(columns[n])
-                     for n in names})
+    return pa.table(
+        {n: columns[n] if isinstance(columns[n], pa.Array) else pa.array(columns[n]) for n in names}
+    )
 
 
 def generate_demo_data(warehouse_path: str, *, seed: int = 7) -> dict[str, int]:
@@ -740,4 +1242,3 @@ def generate_demo_data(warehouse_path: str, *, seed: int = 7) -> dict[str, int]:
         raise
     finally:
         con.close()
-

@@ -59,6 +59,24 @@ def prepare(measure: Measure, cubes: dict[str, Cube], _visiting: frozenset[str] 
     return None
 
 
+def row_value(measure: Measure, cubes: dict[str, Cube]) -> exp.Expression:
+    """The measure for one row, unaggregated (Cube's `ungrouped` queries): `sum(x)` → x, `count` → 1."""
+    if measure.is_derived:
+        assert measure.aggregate is not None
+        tree = measure.aggregate.copy()
+        for ref in list(tree.find_all(MeasureRef)):
+            ref.replace(parenthesize(row_value(_measure(cubes, ref.path), cubes)))
+        return tree
+    if measure.type == "number":
+        raise ValueError(f"'{measure.path}' is an aggregate expression and has no value per row")
+    value = measure.expression.copy() if measure.expression is not None else exp.Literal.number(1)
+    condition = _conjunction(measure.filters)
+    if condition is None:
+        return value
+    fallback = exp.Literal.number(0) if measure.type == "count" and measure.expression is None else exp.Null()
+    return exp.Case(ifs=[exp.If(this=condition, true=value)], default=fallback)
+
+
 def _inline_refs(tree: exp.Expression, cubes: dict[str, Cube]) -> exp.Expression:
     for ref in list(tree.find_all(MeasureRef)):
         target = _measure(cubes, ref.path)

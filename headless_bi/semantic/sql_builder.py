@@ -18,6 +18,7 @@ from datetime import datetime
 from sqlglot import exp
 
 from headless_bi.errors import QueryError
+from headless_bi.semantic import aggregates
 from headless_bi.semantic.model import Cube, Dimension, Measure, RollingWindow, SemanticModel
 from headless_bi.semantic.planner import JoinTree, MeasureGroup, Plan
 from headless_bi.semantic.query import Condition, FilterNode, Group, OutputDimension, Query
@@ -62,6 +63,16 @@ def _and(parts: list[exp.Expression]) -> exp.Expression:
 
 def _or(parts: list[exp.Expression]) -> exp.Expression:
     return exp.or_(*parts, copy=False) if len(parts) > 1 else parts[0]
+
+
+def _measure_refs(nodes: tuple[FilterNode, ...]) -> list:
+    found = []
+    for node in nodes:
+        if isinstance(node, Condition):
+            found.append(node.ref)
+        else:
+            found.extend(_measure_refs(node.children))
+    return found
 
 
 def _typed_null(group: int, measure: int) -> exp.Expression:
@@ -118,6 +129,8 @@ class SqlBuilder:
         return select
 
     def build_unpaged(self) -> exp.Select:
+        if self.query.ungrouped:
+            return self._ungrouped()
         if not self.plan.groups:
             return self._dimension_only()
         ctes = [(f"__g{i}", self._group(group)) for i, group in enumerate(self.plan.groups)]
@@ -269,6 +282,37 @@ class SqlBuilder:
             select.set("where", exp.Where(this=_and(filters)))
         return _group_by_position(select, len(self.query.dimensions))
 
+    def _ungrouped(self) -> exp.Select:
+        """One result row per row of the root cube (Cube's `ungrouped`): no GROUP BY, measures per row."""
+        groups = self.plan.groups
+        if len(groups) > 1 or (groups and groups[0].multiplied):
+            cubes = ", ".join(sorted({g.cube for g in groups}))
+            raise QueryError(
+                f"an ungrouped query reads the rows of one cube; these measures come from {cubes} or "
+                "reach their dimensions through a one_to_many join"
+            )
+        tree = groups[0].tree if groups else self.plan.dimension_tree
+        assert tree is not None
+        outputs = [_alias(self._dimension_value(d), d.key, quoted=True) for d in self.query.dimensions]
+        values: dict[str, exp.Expression] = {}
+        for ref in self.query.measures + tuple(_measure_refs(self.query.having)):
+            try:
+                values[ref.member.path] = aggregates.row_value(ref.member, self.model.cubes)
+            except ValueError as exc:
+                raise QueryError(f"ungrouped query: {exc}", member=ref.name) from None
+        outputs += [
+            _alias(values[ref.member.path].copy(), ref.name, quoted=True) for ref in self.query.measures
+        ]
+        select = self._where(self._tree_select(tree, outputs))
+        having = [
+            self._filter(node, lambda ref: values[ref.member.path].copy()) for node in self.query.having
+        ]
+        if having:
+            where = select.args.get("where")
+            parts = [where.this, *having] if where is not None else having
+            select.set("where", exp.Where(this=_and(parts)))
+        return select
+
     def _dimension_only(self) -> exp.Select:
         assert self.plan.dimension_tree is not None
         outputs = [_alias(self._dimension_value(d), d.key, quoted=True) for d in self.query.dimensions]
@@ -335,7 +379,7 @@ class SqlBuilder:
     def _local_time(self, dim: OutputDimension) -> exp.Expression:
         """The time as wall clock in the query's zone (stored times are UTC, as in Cube)."""
         value = self._member_value(dim.ref)
-        if self.query.timezone != "UTC":
+        if self.query.timezone != "UTC" and dim.ref.member.path not in self.model.calendar_dates:
             value = exp.ConvertTimezone(
                 source_tz=exp.Literal.string("UTC"),
                 target_tz=exp.Literal.string(self.query.timezone),
@@ -355,7 +399,8 @@ class SqlBuilder:
     def _condition(self, cond: Condition, value: exp.Expression) -> exp.Expression:
         op = cond.operator
         is_time = isinstance(cond.ref.member, Dimension) and cond.ref.member.type == "time"
-        literal = (lambda v: self._time_literal(v)) if is_time else _literal
+        zoned = is_time and cond.ref.member.path not in self.model.calendar_dates
+        literal = (lambda v: self._time_literal(v, zoned)) if is_time else _literal
         if op == "set":
             return exp.Not(this=exp.Is(this=value, expression=exp.Null()))
         if op == "notSet":
@@ -368,7 +413,7 @@ class SqlBuilder:
             cls = {"gt": exp.GT, "gte": exp.GTE, "lt": exp.LT, "lte": exp.LTE}[op]
             return cls(this=value, expression=literal(cond.values[0]))
         if op in ("inDateRange", "notInDateRange"):
-            start, end = self._utc_bounds(cond.values[0])
+            start, end = self._bounds(cond.values[0], zoned)
             inside = _and([exp.GTE(this=value, expression=start), exp.LT(this=value.copy(), expression=end)])
             if op == "inDateRange":
                 return inside
@@ -385,20 +430,18 @@ class SqlBuilder:
                 "afterDate": exp.GT,
                 "afterOrOnDate": exp.GTE,
             }[op]
-            return cls(this=value, expression=self._time_literal(cond.values[0]))
+            return cls(this=value, expression=self._time_literal(cond.values[0], zoned))
         return _like(value, op, cond.values)
 
-    def _utc_bounds(self, date_range: DateRange) -> tuple[exp.Expression, exp.Expression]:
-        start, end = date_range.to_utc(self.query.timezone)
+    def _bounds(self, date_range: DateRange, zoned: bool) -> tuple[exp.Expression, exp.Expression]:
+        """Range bounds as stored: UTC for instants, the local wall clock for calendar dates."""
+        start, end = date_range.to_utc(self.query.timezone) if zoned else (date_range.start, date_range.end)
         return _timestamp(start), _timestamp(end)
 
-    def _time_literal(self, local: datetime) -> exp.Expression:
-        start, _ = (
-            DateRange(local, local).to_utc(self.query.timezone)
-            if self.query.timezone != "UTC"
-            else (local, local)
-        )
-        return _timestamp(start)
+    def _time_literal(self, local: datetime, zoned: bool) -> exp.Expression:
+        if zoned and self.query.timezone != "UTC":
+            local = DateRange(local, local).to_utc(self.query.timezone)[0]
+        return _timestamp(local)
 
 
 def _shift(anchor: exp.Expression, interval: str, sign: int) -> exp.Expression:

@@ -98,7 +98,8 @@ def check_granularity(value: object, member: str) -> str:
     hint = did_you_mean(name, GRANULARITIES) if name else ""
     raise QueryError(
         f"{member}: granularity {_show(value)} is not one of {', '.join(GRANULARITIES)}.{hint}",
-        member=member, value=value,
+        member=member,
+        value=value,
     )
 
 
@@ -172,7 +173,8 @@ def parse_timestamp_value(
         raise QueryError(
             f"{member}: {field} {_show(value)} is not a date or timestamp; use 'YYYY-MM-DD' or "
             f"'YYYY-MM-DDTHH:MM[:SS[.ffffff]]' with an optional 'Z' or '+HH:MM'",
-            member=member, value=value,
+            member=member,
+            value=value,
         )
     return _absolute(match, zone, member, field, value)[0]
 
@@ -183,13 +185,23 @@ def _absolute(
     """The local datetime and the precision it was written to (a day, minute, second or fraction)."""
     year, month, day, hour, minute, second, fraction, offset = m.groups()
     try:
-        dt = datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0),
-                      int((fraction or "0").ljust(6, "0")))
+        dt = datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour or 0),
+            int(minute or 0),
+            int(second or 0),
+            int((fraction or "0").ljust(6, "0")),
+        )
         if offset:
             dt = _to_local(dt.replace(tzinfo=_offset(offset)), zone)
     except (ValueError, OverflowError) as exc:
-        raise QueryError(f"{member}: {field} {_show(value)} has an invalid date or time: {m[0]!r} ({exc})",
-                         member=member, value=value) from None
+        raise QueryError(
+            f"{member}: {field} {_show(value)} has an invalid date or time: {m[0]!r} ({exc})",
+            member=member,
+            value=value,
+        ) from None
     if hour is None:
         return dt, timedelta(days=1)
     if second is None:
@@ -260,8 +272,9 @@ def _relative(text: str, now: datetime, zone: ZoneInfo, member: str, field: str)
         if n < 1:
             raise _bad(member, field, text, f"asks for {n} {unit}s; N must be at least 1")
         first, last = (-n, -1) if m[1] == "last" else (1, n)
-        return DateRange(_floor(_shift(now, zone, first, unit), unit),
-                         _period(_shift(now, zone, last, unit), unit).end)
+        return DateRange(
+            _floor(_shift(now, zone, first, unit), unit), _period(_shift(now, zone, last, unit), unit).end
+        )
     unit = next((g for g in _SUB_DAY if g in phrase), "day")  # Cube's "exactGranularity"
     if m := _BY.fullmatch(phrase):
         phrase = m[1]
@@ -341,8 +354,9 @@ def _period(dt: datetime, unit: str) -> DateRange:
 
 
 def _bad(member: str, field: str, value: object, reason: str) -> QueryError:
-    return QueryError(f"{member}: {field} {_show(value)} {reason}; use {ACCEPTED_FORMS}",
-                      member=member, value=value)
+    return QueryError(
+        f"{member}: {field} {_show(value)} {reason}; use {ACCEPTED_FORMS}", member=member, value=value
+    )
 
 
 def _show(value: object) -> str:

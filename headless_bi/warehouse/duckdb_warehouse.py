@@ -26,8 +26,14 @@ class DuckDBWarehouse:
 
     dialect = "duckdb"
 
-    def __init__(self, path: str = ":memory:", *, read_only: bool = False, pool_size: int = 4,
-                 default_timeout_s: float = 30.0):
+    def __init__(
+        self,
+        path: str = ":memory:",
+        *,
+        read_only: bool = False,
+        pool_size: int = 4,
+        default_timeout_s: float = 30.0,
+    ):
         if pool_size < 1:
             raise ValueError("pool_size must be at least 1")
         self.path = path

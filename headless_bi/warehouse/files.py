@@ -44,14 +44,18 @@ def load_files(paths: list[str | Path], warehouse: str) -> dict[str, int]:
         reader = _READERS.get(suffix)
         if reader is None:
             known = ", ".join(sorted(_READERS))
-            raise QueryError(f"Cannot load '{path}': unknown file type '{suffix or path.name}' "
-                             f"(expected one of {known}).", value=str(path))
+            raise QueryError(
+                f"Cannot load '{path}': unknown file type '{suffix or path.name}' (expected one of {known}).",
+                value=str(path),
+            )
         if not path.is_file():
             raise QueryError(f"Cannot load '{path}': no such file.", value=str(path))
         table = table_name_for(path)
         if table in plan:
-            raise QueryError(f"Cannot load both '{plan[table][0]}' and '{path}': both would become table "
-                             f"'{table}'.", value=str(path))
+            raise QueryError(
+                f"Cannot load both '{plan[table][0]}' and '{path}': both would become table '{table}'.",
+                value=str(path),
+            )
         plan[table] = (path, reader)
 
     Path(warehouse).parent.mkdir(parents=True, exist_ok=True)
@@ -66,8 +70,9 @@ def load_files(paths: list[str | Path], warehouse: str) -> dict[str, int]:
         for table, (path, reader) in plan.items():
             try:
                 # The reader name comes from our table above; the path is a bound parameter.
-                con.execute(f"CREATE OR REPLACE TABLE {_quote(table)} AS SELECT * FROM {reader}(?)",
-                            [str(path)])
+                con.execute(
+                    f"CREATE OR REPLACE TABLE {_quote(table)} AS SELECT * FROM {reader}(?)", [str(path)]
+                )
             except duckdb.Error as exc:
                 raise QueryError(f"Cannot load '{path}': {exc}", value=str(path)) from exc
             row = con.execute(f"SELECT count(*) FROM {_quote(table)}").fetchone()

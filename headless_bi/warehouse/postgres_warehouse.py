@@ -26,12 +26,22 @@ from headless_bi.errors import HeadlessBIError, QueryError, QueryTimeoutError
 # Result column type OID → Arrow type, for the types whose Python values Arrow takes as they are.
 _ARROW_BY_OID: dict[int, pa.DataType] = {
     16: pa.bool_(),
-    20: pa.int64(), 21: pa.int16(), 23: pa.int32(), 26: pa.int64(),
-    700: pa.float32(), 701: pa.float64(),
-    18: pa.string(), 19: pa.string(), 25: pa.string(), 1042: pa.string(), 1043: pa.string(),
+    20: pa.int64(),
+    21: pa.int16(),
+    23: pa.int32(),
+    26: pa.int64(),
+    700: pa.float32(),
+    701: pa.float64(),
+    18: pa.string(),
+    19: pa.string(),
+    25: pa.string(),
+    1042: pa.string(),
+    1043: pa.string(),
     17: pa.binary(),
-    1082: pa.date32(), 1083: pa.time64("us"),
-    1114: pa.timestamp("us"), 1184: pa.timestamp("us", tz="UTC"),
+    1082: pa.date32(),
+    1083: pa.time64("us"),
+    1114: pa.timestamp("us"),
+    1184: pa.timestamp("us", tz="UTC"),
     1186: pa.duration("us"),
 }
 _NUMERIC, _UUID, _JSON, _JSONB = 1700, 2950, 114, 3802
@@ -134,8 +144,9 @@ class PostgresWarehouse:
                     with cur.copy(copy_sql) as copy:
                         for batch in parquet.iter_batches(batch_size=65_536):
                             buffer = io.BytesIO()
-                            pacsv.write_csv(_csv_ready(batch), buffer,
-                                            pacsv.WriteOptions(include_header=False))
+                            pacsv.write_csv(
+                                _csv_ready(batch), buffer, pacsv.WriteOptions(include_header=False)
+                            )
                             copy.write(buffer.getvalue())
             except psycopg.Error as exc:
                 raise QueryError(f"Cannot load {parquet_path} into {table_name}: {_message(exc)}") from exc
@@ -207,10 +218,19 @@ def pg_type(arrow_type: pa.DataType) -> str:
         (lambda x: x == pa.uint64(), "numeric(20,0)"),
         (lambda x: x in (pa.float16(), pa.float32()), "real"),
         (pa.types.is_float64, "double precision"),
-        (lambda x: pa.types.is_string(x) or pa.types.is_large_string(x)
-         or pa.types.is_string_view(x), "text"),
-        (lambda x: pa.types.is_binary(x) or pa.types.is_large_binary(x)
-         or pa.types.is_fixed_size_binary(x) or pa.types.is_binary_view(x), "bytea"),
+        (
+            lambda x: pa.types.is_string(x) or pa.types.is_large_string(x) or pa.types.is_string_view(x),
+            "text",
+        ),
+        (
+            lambda x: (
+                pa.types.is_binary(x)
+                or pa.types.is_large_binary(x)
+                or pa.types.is_fixed_size_binary(x)
+                or pa.types.is_binary_view(x)
+            ),
+            "bytea",
+        ),
         (pa.types.is_date, "date"),
         (pa.types.is_time, "time"),
         (pa.types.is_duration, "interval"),
@@ -238,14 +258,16 @@ def _csv_ready(batch: pa.RecordBatch) -> pa.RecordBatch:
         elif pa.types.is_date64(t):
             column = column.cast(pa.date32())
         elif pg_type(t) == "bytea":
-            column = pa.array([None if v is None else "\\x" + v.hex() for v in column.to_pylist()],
-                              pa.string())
+            column = pa.array(
+                [None if v is None else "\\x" + v.hex() for v in column.to_pylist()], pa.string()
+            )
         elif pa.types.is_duration(t):
             micros = pc.cast(column.cast(pa.duration("us")), pa.int64()).to_pylist()
             column = pa.array([None if v is None else f"{v} microseconds" for v in micros], pa.string())
         elif pg_type(t) == "jsonb":
-            column = pa.array([None if v is None else json.dumps(v, default=str) for v in column.to_pylist()],
-                              pa.string())
+            column = pa.array(
+                [None if v is None else json.dumps(v, default=str) for v in column.to_pylist()], pa.string()
+            )
         arrays.append(column)
     return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 
