@@ -1,0 +1,115 @@
+"""What a running service holds: settings, the current model version and the warehouse.
+
+The model is swapped atomically on reload (a new immutable `SemanticModel`), so a request that
+started on the old version finishes on it. Queries run in worker threads: DuckDB work must never
+block the event loop that serves GraphQL and WebSocket pings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from headless_bi.semantic.loader import load_models
+from headless_bi.semantic.model import SemanticModel
+from headless_bi.service import QueryResult, run_query
+from headless_bi.warehouse.base import Warehouse
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Service settings; every field can come from an `HBI_<NAME>` environment variable."""
+
+    models: str = "semantic_models/demo"
+    warehouse: str = "var/demo.duckdb"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    metadata_url: str = "sqlite:///var/metadata.db"
+    redis_url: str | None = None
+    secret_key: str = ""
+    query_timeout_s: float = 30.0
+    default_limit: int = 10_000
+    max_rows: int = 50_000
+    max_depth: int = 10
+    max_complexity: int = 5_000
+    max_body_bytes: int = 1_000_000
+    live_min_interval_s: float = 1.0
+    watch_models: bool = False
+    query_threads: int = 8
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Settings:
+        values: dict[str, Any] = {}
+        for name, spec in cls.__dataclass_fields__.items():
+            raw = os.environ.get(f"HBI_{name.upper()}")
+            if raw is None:
+                continue
+            kind = type(spec.default) if spec.default is not None else str
+            values[name] = raw.lower() in ("1", "true", "yes") if kind is bool else kind(raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return replace(cls(), **values)
+
+
+def open_warehouse(target: str, *, timeout_s: float, pool_size: int = 4) -> Warehouse:
+    """A DuckDB file (read-only for serving) or a `postgresql://` URL."""
+    if target.startswith(("postgres://", "postgresql://")):
+        from headless_bi.warehouse.postgres_warehouse import PostgresWarehouse
+
+        return PostgresWarehouse(target, pool_size=pool_size, default_timeout_s=timeout_s)
+    from headless_bi.warehouse.duckdb_warehouse import DuckDBWarehouse
+
+    read_only = target != ":memory:" and Path(target).exists()
+    return DuckDBWarehouse(target, read_only=read_only, pool_size=pool_size, default_timeout_s=timeout_s)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    warehouse: Warehouse
+    _model: SemanticModel
+    _listeners: list[Callable[[SemanticModel], None]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def start(cls, settings: Settings) -> Runtime:
+        model = load_models(settings.models)
+        warehouse = open_warehouse(settings.warehouse, timeout_s=settings.query_timeout_s)
+        return cls(settings, warehouse, model)
+
+    @property
+    def model(self) -> SemanticModel:
+        return self._model
+
+    def reload(self) -> SemanticModel:
+        """Load the models again; on a ModelError the running version stays in place."""
+        model = load_models(self.settings.models)
+        with self._lock:
+            changed = model.version != self._model.version
+            self._model = model
+        if changed:
+            for listener in list(self._listeners):
+                listener(model)
+        return model
+
+    def on_reload(self, listener: Callable[[SemanticModel], None]) -> None:
+        self._listeners.append(listener)
+
+    def query(self, query: dict[str, Any], *, now: datetime | None = None) -> QueryResult:
+        """Run on the calling thread (CLI, workers)."""
+        return run_query(
+            self._model, self.warehouse, query, now=now, timeout_s=self.settings.query_timeout_s,
+            default_limit=self.settings.default_limit, max_limit=self.settings.max_rows,
+        )
+
+    async def run(self, query: dict[str, Any], *, now: datetime | None = None) -> QueryResult:
+        """Run in a worker thread so the event loop keeps serving other requests."""
+        return await asyncio.to_thread(self.query, query, now=now)
+
+    def close(self) -> None:
+        self.warehouse.close()
