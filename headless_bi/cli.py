@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", required=True, metavar="DIR")
     p.add_argument("--query", required=True, metavar="JSON", help="JSON text, @file.json, or - for stdin")
     p.add_argument("--dialect", default="duckdb", choices=DIALECTS)
+    p.add_argument("--explain", action="store_true", help="also print the plan (groups, joins)")
+    p.add_argument("--pretty", action="store_true", help="format the SQL over several lines")
     p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("query", help="run a query against a warehouse and print the result")
@@ -115,12 +117,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
+    import sqlglot
+
     from headless_bi.semantic.compiler import compile_query
     from headless_bi.semantic.loader import load_models
 
     query = read_query(args.query)
     model = load_models(Path(args.models))
-    print(compile_query(model, query, dialect=args.dialect).sql)
+    compiled = compile_query(model, query, dialect=args.dialect)
+    if args.explain:
+        print("-- " + compiled.plan.explain().replace("\n", "\n-- "))
+    print(sqlglot.transpile(compiled.sql, read=args.dialect, pretty=True)[0] if args.pretty else compiled.sql)
     return EXIT_OK
 
 
