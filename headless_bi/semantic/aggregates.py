@@ -11,7 +11,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from headless_bi.semantic.model import Cube, Measure
-from headless_bi.semantic.references import MeasureRef, parenthesize
+from headless_bi.semantic.references import MeasureRef, parenthesize, replace_measure_refs
 
 
 def prepare(measure: Measure, cubes: dict[str, Cube], _visiting: frozenset[str] = frozenset()) -> str | None:
@@ -28,11 +28,11 @@ def prepare(measure: Measure, cubes: dict[str, Cube], _visiting: frozenset[str] 
     if measure.expression is None:
         return None if measure.sql_text else "a 'number' measure needs 'sql'"
     tree = measure.expression.copy()
-    refs = list(tree.find_all(MeasureRef))
     own_columns = any(True for _ in tree.find_all(exp.Column))
     visiting = _visiting | {measure.path}
     base: list[str] = []
-    for ref in refs:
+    values: dict[str, exp.Expression] = {}
+    for ref in tree.find_all(MeasureRef):
         target = _measure(cubes, ref.path)
         problem = prepare(target, cubes, visiting)
         if problem:
@@ -45,16 +45,15 @@ def prepare(measure: Measure, cubes: dict[str, Cube], _visiting: frozenset[str] 
                 "build it from measures only"
             )
         if target.is_derived and not own_columns:
-            ref.replace(parenthesize(target.aggregate.copy()))
+            values[ref.path] = parenthesize(target.aggregate.copy())
             base.extend(target.depends_on)
         elif own_columns:
-            inline = target.aggregate.copy()
-            if list(inline.find_all(MeasureRef)):
-                inline = _inline_refs(inline, cubes)
-            ref.replace(parenthesize(inline))
+            values[ref.path] = parenthesize(_inline_refs(target.aggregate.copy(), cubes))
         else:
             base.append(target.path)
-    measure.aggregate = tree
+    measure.aggregate = replace_measure_refs(
+        tree, lambda path: values[path].copy() if path in values else MeasureRef(this=path)
+    )
     measure.depends_on = tuple(dict.fromkeys(base))
     return None
 
@@ -63,10 +62,9 @@ def row_value(measure: Measure, cubes: dict[str, Cube]) -> exp.Expression:
     """The measure for one row, unaggregated (Cube's `ungrouped` queries): `sum(x)` → x, `count` → 1."""
     if measure.is_derived:
         assert measure.aggregate is not None
-        tree = measure.aggregate.copy()
-        for ref in list(tree.find_all(MeasureRef)):
-            ref.replace(parenthesize(row_value(_measure(cubes, ref.path), cubes)))
-        return tree
+        return replace_measure_refs(
+            measure.aggregate.copy(), lambda path: parenthesize(row_value(_measure(cubes, path), cubes))
+        )
     if measure.type == "number":
         raise ValueError(f"'{measure.path}' is an aggregate expression and has no value per row")
     value = measure.expression.copy() if measure.expression is not None else exp.Literal.number(1)
@@ -78,11 +76,12 @@ def row_value(measure: Measure, cubes: dict[str, Cube]) -> exp.Expression:
 
 
 def _inline_refs(tree: exp.Expression, cubes: dict[str, Cube]) -> exp.Expression:
-    for ref in list(tree.find_all(MeasureRef)):
-        target = _measure(cubes, ref.path)
+    def value_of(path: str) -> exp.Expression:
+        target = _measure(cubes, path)
         assert target.aggregate is not None
-        ref.replace(parenthesize(target.aggregate.copy()))
-    return tree
+        return parenthesize(_inline_refs(target.aggregate.copy(), cubes))
+
+    return replace_measure_refs(tree, value_of)
 
 
 def _measure(cubes: dict[str, Cube], path: str) -> Measure:

@@ -32,6 +32,8 @@ class JoinStep:
 class JoinTree:
     root: str
     steps: tuple[JoinStep, ...]
+    # Cubes whose row must exist (a view's root): the LEFT JOIN to them acts as an inner join.
+    required: frozenset[str] = frozenset()
 
     @property
     def cubes(self) -> list[str]:
@@ -116,10 +118,13 @@ def build_plan(model: SemanticModel, query: Query) -> Plan:
 
 @dataclass(frozen=True)
 class _CubeRef:
-    """A cube a query needs, with the join path a view pinned, if any."""
+    """A cube a query needs: with the join path a view pinned, or reached through the cube `via`
+    whose member reads it (a dimension `{customers.name}` on orders joins customers *from orders*)."""
 
     cube: str
     join_path: tuple[str, ...] | None = None
+    via: _CubeRef | None = None
+    required: bool = False  # a view's root: rows must belong to it, as in Cube's view join tree
 
 
 def _context_refs(query: Query) -> list[_CubeRef]:
@@ -128,9 +133,11 @@ def _context_refs(query: Query) -> list[_CubeRef]:
     refs.extend(query.segments)
     out: list[_CubeRef] = []
     for ref in refs:
-        for cube in sorted(ref.member.cubes or {ref.member.cube}):
-            path = ref.join_path if ref.join_path and cube == ref.member.cube else None
-            out.append(_CubeRef(cube, path))
+        owner = _CubeRef(ref.member.cube, ref.join_path)
+        out.append(owner)
+        out.extend(_CubeRef(cube, via=owner) for cube in sorted(ref.member.cubes - {ref.member.cube}))
+    paths = [r.join_path for r in (*query.measures, *refs) if r.join_path]
+    out.extend(_CubeRef(path[0], path, required=True) for path in dict.fromkeys(paths))
     return list(dict.fromkeys(out))
 
 
@@ -161,11 +168,20 @@ def _base_measures(model: SemanticModel, query: Query) -> list[Measure]:
 
 
 def _dimension_root(model: SemanticModel, refs: list[_CubeRef]) -> str:
-    """For a query without measures: the first pinned view root, else the first cube asked for."""
+    """For a query without measures: the view's root, else a cube from which every other one is
+    reached without fanning out (the star's centre), so the answer does not depend on the order
+    the dimensions were listed in."""
     for ref in refs:
         if ref.join_path:
             return ref.join_path[0]
-    return refs[0].cube
+    candidates = list(dict.fromkeys(r.cube for r in refs))
+    for cube in candidates:
+        try:
+            if not _join_tree(model, cube, refs).fans_out:
+                return cube
+        except QueryError:
+            continue
+    return candidates[0]
 
 
 def _join_tree(model: SemanticModel, root: str, refs: list[_CubeRef]) -> JoinTree:
@@ -194,10 +210,14 @@ def _join_tree(model: SemanticModel, root: str, refs: list[_CubeRef]) -> JoinTre
         if fans:
             fanned.add(child)
         steps.append(JoinStep(parent, child, join, fans))
-    return JoinTree(root, tuple(steps))
+    required = frozenset(r.cube for r in refs if r.required and r.cube != root)
+    return JoinTree(root, tuple(steps), required)
 
 
 def _route(model: SemanticModel, root: str, ref: _CubeRef) -> list[str]:
+    if ref.via is not None:
+        head = _route(model, root, ref.via)
+        return head + _route(model, ref.via.cube, _CubeRef(ref.cube))[1:]
     target = ref.cube
     if target == root:
         return [root]
@@ -238,4 +258,4 @@ def _edge_join(model: SemanticModel, a: str, b: str) -> Join:
 def _merge(tree: JoinTree, extra: JoinTree) -> JoinTree:
     known = {s.child for s in tree.steps}
     steps = list(tree.steps) + [s for s in extra.steps if s.child not in known]
-    return JoinTree(tree.root, tuple(steps))
+    return JoinTree(tree.root, tuple(steps), tree.required)

@@ -282,9 +282,15 @@ class _Parser:
                     member=name,
                     value=values,
                 )
+            # The value's whole extent: afterDate '2024-03-10' is after that day, as in Cube.
+            parse_timestamp_value(values[0], timezone=self.timezone, member=name, field=f"{operator} value")
             return (
-                parse_timestamp_value(
-                    values[0], timezone=self.timezone, member=name, field=f"{operator} value"
+                resolve_date_range(
+                    [values[0], values[0]],
+                    timezone=self.timezone,
+                    now=self.now,
+                    member=name,
+                    field=f"{operator} value",
                 ),
             )
         if operator in STRING_ONLY and kind != "string":
@@ -320,9 +326,11 @@ class _Parser:
         if kind == "time":
             if operator in STRING_ONLY:
                 raise QueryError(f"filter on '{name}': {operator} does not apply to a time", member=name)
-            return parse_timestamp_value(
+            local = parse_timestamp_value(
                 value, timezone=self.timezone, member=name, field=f"{operator} value"
             )
+            resolve_date_range([value, value], timezone=self.timezone, now=self.now, member=name)  # UTC-safe
+            return local
         if isinstance(value, bool | dict | list):
             raise QueryError(f"filter on '{name}': {value!r} is not a string", member=name, value=value)
         return str(value)

@@ -98,6 +98,13 @@ def substitute(
     return tree.transform(visit, copy=False)
 
 
+def replace_measure_refs(tree: exp.Expression, value_of: Callable[[str], exp.Expression]) -> exp.Expression:
+    """`tree` with every MeasureRef (the root included) replaced by `value_of(path)`."""
+    return tree.transform(
+        lambda node: value_of(node.path) if isinstance(node, MeasureRef) else node, copy=False
+    )
+
+
 def parenthesize(tree: exp.Expression) -> exp.Expression:
     """Wrap a substituted tree so operator precedence survives the splice."""
     if isinstance(

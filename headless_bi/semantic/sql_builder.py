@@ -22,7 +22,7 @@ from headless_bi.semantic import aggregates
 from headless_bi.semantic.model import Cube, Dimension, Measure, RollingWindow, SemanticModel
 from headless_bi.semantic.planner import JoinTree, MeasureGroup, Plan
 from headless_bi.semantic.query import Condition, FilterNode, Group, OutputDimension, Query
-from headless_bi.semantic.references import MeasureRef, parenthesize
+from headless_bi.semantic.references import parenthesize, replace_measure_refs
 from headless_bi.semantic.time import DateRange
 
 LIKE_ESCAPE = "!"
@@ -322,8 +322,15 @@ class SqlBuilder:
 
     def _tree_select(self, tree: JoinTree, outputs: list[exp.Expression]) -> exp.Select:
         select = _from(_select(*outputs), self._source(self.model.cubes[tree.root]))
+        parent = {step.child: step.parent for step in tree.steps}
+        inner: set[str] = set()
+        for cube in tree.required:  # the path to a view's root must match, as in Cube's view join tree
+            while cube in parent:
+                inner.add(cube)
+                cube = parent[cube]
         for step in tree.steps:
-            _join(select, self._source(self.model.cubes[step.child]), self._copy(step.join.condition), "LEFT")
+            side = "" if step.child in inner else "LEFT"
+            _join(select, self._source(self.model.cubes[step.child]), self._copy(step.join.condition), side)
         return select
 
     def _source(self, cube: Cube) -> exp.Expression:
@@ -361,10 +368,7 @@ class SqlBuilder:
         if not measure.is_derived:
             return measure_col[measure.path].copy()
         assert measure.aggregate is not None
-        tree = measure.aggregate.copy()
-        for ref in list(tree.find_all(MeasureRef)):
-            ref.replace(measure_col[ref.path].copy())
-        return tree
+        return replace_measure_refs(measure.aggregate.copy(), lambda path: measure_col[path].copy())
 
     def _member_value(self, ref) -> exp.Expression:
         member = ref.member
@@ -424,13 +428,11 @@ class SqlBuilder:
                 ]
             )
         if op in ("beforeDate", "beforeOrOnDate", "afterDate", "afterOrOnDate"):
-            cls = {
-                "beforeDate": exp.LT,
-                "beforeOrOnDate": exp.LTE,
-                "afterDate": exp.GT,
-                "afterOrOnDate": exp.GTE,
-            }[op]
-            return cls(this=value, expression=self._time_literal(cond.values[0], zoned))
+            # The value is a range: its start for beforeDate/afterOrOnDate, past its end for the others.
+            start, end = self._bounds(cond.values[0], zoned)
+            if op in ("beforeDate", "beforeOrOnDate"):
+                return exp.LT(this=value, expression=start if op == "beforeDate" else end)
+            return exp.GTE(this=value, expression=end if op == "afterDate" else start)
         return _like(value, op, cond.values)
 
     def _bounds(self, date_range: DateRange, zoned: bool) -> tuple[exp.Expression, exp.Expression]:
