@@ -80,6 +80,7 @@ class Condition:
     ref: ResolvedMember
     operator: str
     values: tuple[Any, ...] = ()
+    from_time_dimension: bool = False  # a timeDimensions dateRange (rolling windows build on it)
 
 
 @dataclass(frozen=True)
@@ -207,7 +208,7 @@ class _Parser:
             date_range = resolve_date_range(
                 item["dateRange"], timezone=self.timezone, now=self.now, member=ref.name
             )
-            condition = Condition(ref, "inDateRange", (date_range,))
+            condition = Condition(ref, "inDateRange", (date_range,), from_time_dimension=True)
         return dim, condition
 
     def filter(self, item: Any) -> FilterNode:

@@ -23,9 +23,10 @@ from headless_bi.semantic.model import Cube, Dimension, Measure, RollingWindow, 
 from headless_bi.semantic.planner import JoinTree, MeasureGroup, Plan
 from headless_bi.semantic.query import Condition, FilterNode, Group, OutputDimension, Query
 from headless_bi.semantic.references import parenthesize, replace_measure_refs
-from headless_bi.semantic.time import DateRange
+from headless_bi.semantic.time import DateRange, buckets
 
 LIKE_ESCAPE = "!"
+MAX_BUCKETS = 10_000  # a rolling window's series is written out up to this many buckets
 # Rewrites a cube's FROM source (the security layer adds row filters here); identity by default.
 SourceHook = Callable[[Cube, exp.Expression], exp.Expression]
 
@@ -190,8 +191,14 @@ class SqlBuilder:
 
     def _group(self, group: MeasureGroup) -> exp.Select:
         window = next((m.rolling_window for m in group.measures if m.rolling_window), None)
-        bucketed = next((d for d in self.query.dimensions if d.granularity), None)
-        if window is not None and bucketed is not None:
+        bucketed_dims = [d for d in self.query.dimensions if d.granularity]
+        bucketed = bucketed_dims[0] if bucketed_dims else None
+        if window is not None and len(bucketed_dims) > 1:
+            raise QueryError(
+                f"rolling window measure {group.measures[0].path} needs exactly one time dimension "
+                f"with a granularity; the query has {', '.join(d.key for d in bucketed_dims)}"
+            )
+        if window is not None and (bucketed is not None or self._date_range_of(None) is not None):
             if group.multiplied:
                 raise QueryError(
                     f"rolling window measure {group.measures[0].path} cannot be combined with "
@@ -236,28 +243,31 @@ class SqlBuilder:
         return _group_by_position(outer, len(dims))
 
     def _rolling_group(
-        self, group: MeasureGroup, window: RollingWindow, bucketed: OutputDimension
+        self, group: MeasureGroup, window: RollingWindow, bucketed: OutputDimension | None
     ) -> exp.Select:
-        """Cube's rolling window: each time bucket aggregates the rows inside its window.
+        """Cube's rolling window: each bucket [b, e) aggregates the rows inside its window.
 
-        The buckets are those of the query's range (all filters applied); the rows are filtered by
-        everything except that time dimension's date range, so a running total includes history.
+        Buckets come from the time dimension's dateRange when it has one (so empty buckets are kept),
+        else from the data; without a granularity the whole dateRange is one bucket. The rows are
+        filtered by everything except that date range, so a running total includes earlier history.
+        Bounds follow Cube's rollingWindowDateJoinCondition: with offset end the window is
+        [e - trailing, e + leading), with offset start [b - trailing, b + leading); an unset side
+        stops at that anchor, 'unbounded' removes it.
         """
-        buckets = self._tree_select(group.tree, [_alias(self._dimension_value(bucketed), "b")])
-        buckets.set("distinct", exp.Distinct())
-        self._where(buckets)
-        local_time = self._local_time(bucketed)
-        start = _col("b", "__series")
-        end = exp.DateAdd(
-            this=start.copy(), expression=exp.Literal.number(1), unit=exp.var(bucketed.granularity)
-        )
-        anchor = end if window.offset == "end" else start
+        ranged = self._date_range_of(bucketed.ref.member if bucketed else None)
+        timed = bucketed or (OutputDimension(ranged.ref.name, ranged.ref, None) if ranged else None)
+        assert timed is not None
+        series = self._series(group, bucketed, ranged)
+        start, end = _col("b", "__series"), _col("e", "__series")
+        local_time = self._local_time(timed)
+        lower_anchor = start if window.offset == "start" else end
+        upper_anchor = end if window.offset == "end" else start
         conditions: list[exp.Expression] = []
         if window.trailing != "unbounded":
-            lower = _shift(anchor, window.trailing, -1) if window.trailing else start.copy()
+            lower = _shift(lower_anchor, window.trailing, -1) if window.trailing else lower_anchor.copy()
             conditions.append(exp.GTE(this=local_time.copy(), expression=lower))
         if window.leading != "unbounded":
-            upper = _shift(anchor, window.leading, 1) if window.leading else end.copy()
+            upper = _shift(upper_anchor, window.leading, 1) if window.leading else upper_anchor.copy()
             conditions.append(exp.LT(this=local_time.copy(), expression=upper))
         outputs = []
         for dim in self.query.dimensions:
@@ -265,22 +275,40 @@ class SqlBuilder:
             outputs.append(_alias(value, self.dim_alias[dim.key]))
         outputs += [_alias(self._aggregate(m), f"m{j}") for j, m in enumerate(group.measures)]
         select = self._tree_select(group.tree, outputs)
-        series = exp.Subquery(this=buckets, alias=exp.TableAlias(this=_ident("__series")))
         _join(select, series, _and(conditions) if conditions else exp.true(), "")
-        kept = [
-            node
-            for node in self.query.where
-            if not (
-                isinstance(node, Condition)
-                and node.operator == "inDateRange"
-                and node.ref.member is bucketed.ref.member
-            )
-        ]
+        kept = [node for node in self.query.where if ranged is None or node is not ranged]
         filters = [self._filter(node, self._member_value) for node in kept]
         filters += [parenthesize(self._copy(s.member.expression)) for s in self.query.segments]
         if filters:
             select.set("where", exp.Where(this=_and(filters)))
         return _group_by_position(select, len(self.query.dimensions))
+
+    def _date_range_of(self, member: Dimension | None) -> Condition | None:
+        """The timeDimensions dateRange condition of `member` (or of any time dimension if None)."""
+        for node in self.query.where:
+            is_range = isinstance(node, Condition) and node.from_time_dimension
+            if is_range and (member is None or node.ref.member is member):
+                return node
+        return None
+
+    def _series(self, group: MeasureGroup, bucketed: OutputDimension | None, ranged: Condition | None):
+        """A derived table of buckets (b, e) in the query's wall clock."""
+        alias = exp.TableAlias(this=_ident("__series"), columns=[_ident("b"), _ident("e")])
+        if ranged is not None:
+            whole: DateRange = ranged.values[0]
+            spans = [whole] if bucketed is None else buckets(whole, bucketed.granularity, MAX_BUCKETS)
+            if spans is not None:
+                rows = [exp.Tuple(expressions=[_timestamp(s.start), _timestamp(s.end)]) for s in spans]
+                return exp.Values(expressions=rows, alias=alias)
+        assert bucketed is not None
+        start = self._dimension_value(bucketed)
+        end = exp.DateAdd(
+            this=start.copy(), expression=exp.Literal.number(1), unit=exp.var(bucketed.granularity)
+        )
+        found = self._tree_select(group.tree, [_alias(start, "b"), _alias(end, "e")])
+        found.set("distinct", exp.Distinct())
+        self._where(found)
+        return exp.Subquery(this=found, alias=exp.TableAlias(this=_ident("__series")))
 
     def _ungrouped(self) -> exp.Select:
         """One result row per row of the root cube (Cube's `ungrouped`): no GROUP BY, measures per row."""

@@ -348,6 +348,19 @@ def _floor(dt: datetime, unit: str) -> datetime:
     return datetime(dt.year, month, 1)
 
 
+def buckets(date_range: DateRange, granularity: str, limit: int) -> list[DateRange] | None:
+    """The granularity's buckets overlapping `date_range` (wall clock), or None if more than `limit`."""
+    out = []
+    start = _floor(date_range.start, granularity)
+    while start < date_range.end:
+        if len(out) >= limit:
+            return None
+        end = _add(start, 1, granularity)
+        out.append(DateRange(start, end))
+        start = end
+    return out
+
+
 def _period(dt: datetime, unit: str) -> DateRange:
     start = _floor(dt, unit)
     return DateRange(start, _add(start, 1, unit))
