@@ -76,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dialect", default="duckdb", choices=DIALECTS)
     p.add_argument("--explain", action="store_true", help="also print the plan (groups, joins)")
     p.add_argument("--pretty", action="store_true", help="format the SQL over several lines")
+    p.add_argument("--warehouse", metavar="W", help="compile as `query` would for this warehouse")
     p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("query", help="run a query against a warehouse and print the result")
@@ -90,6 +91,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo-data", help="generate the demo warehouse")
     p.add_argument("--warehouse", required=True, metavar="W")
     p.set_defaults(func=cmd_demo_data)
+
+    p = sub.add_parser(
+        "serve",
+        help="run the service: GraphQL at /graphql, admin UI at /, health at /healthz",
+        description="Unset options come from HBI_<NAME> environment variables, then the defaults.",
+    )
+    p.add_argument("--models", metavar="DIR")
+    p.add_argument("--warehouse", metavar="W", help="a DuckDB file, or a postgresql:// connection URL")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int, help="0 picks a free port")
+    p.add_argument("--watch", action="store_true", default=None, help="reload when model files change")
+    p.set_defaults(func=cmd_serve)
     return parser
 
 
@@ -124,6 +137,14 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
     query = read_query(args.query)
     model = load_models(Path(args.models))
+    if args.warehouse:  # the warehouse tells which time dimensions are calendar dates
+        from headless_bi.service import bind_model
+
+        warehouse = open_warehouse(args.warehouse)
+        try:
+            model = bind_model(model, warehouse)
+        finally:
+            warehouse.close()
     compiled = compile_query(model, query, dialect=args.dialect)
     if args.explain:
         print("-- " + compiled.plan.explain().replace("\n", "\n-- "))
@@ -165,6 +186,17 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
         f"OK: wrote {_plural(len(counts), 'table')} ({sum(counts.values()):,} rows) to "
         f"{args.warehouse}: {_summary(counts)}"
     )
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from headless_bi.runtime import Settings
+    from headless_bi.server import serve
+
+    settings = Settings.from_env(
+        models=args.models, warehouse=args.warehouse, host=args.host, port=args.port, watch_models=args.watch
+    )
+    serve(settings)
     return EXIT_OK
 
 

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from headless_bi.live import LiveHub
 from headless_bi.semantic.loader import load_models
 from headless_bi.semantic.model import SemanticModel
 from headless_bi.service import QueryResult, run_query
@@ -75,6 +76,10 @@ class Runtime:
     _model: SemanticModel
     _listeners: list[Callable[[SemanticModel], None]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    live: LiveHub = field(init=False, repr=False)  # live queries; `await live.aclose()` on shutdown
+
+    def __post_init__(self) -> None:
+        self.live = LiveHub(self)
 
     @classmethod
     def start(cls, settings: Settings) -> Runtime:
@@ -103,8 +108,13 @@ class Runtime:
     def query(self, query: dict[str, Any], *, now: datetime | None = None) -> QueryResult:
         """Run on the calling thread (CLI, workers)."""
         return run_query(
-            self._model, self.warehouse, query, now=now, timeout_s=self.settings.query_timeout_s,
-            default_limit=self.settings.default_limit, max_limit=self.settings.max_rows,
+            self._model,
+            self.warehouse,
+            query,
+            now=now,
+            timeout_s=self.settings.query_timeout_s,
+            default_limit=self.settings.default_limit,
+            max_limit=self.settings.max_rows,
         )
 
     async def run(self, query: dict[str, Any], *, now: datetime | None = None) -> QueryResult:

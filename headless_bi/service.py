@@ -12,8 +12,10 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from sqlglot import exp
 
-from headless_bi.semantic.compiler import CompiledQuery, MemberAnnotation, compile_query
+from headless_bi.errors import HeadlessBIError
+from headless_bi.semantic.compiler import CompiledQuery, MemberAnnotation, compile_query, render
 from headless_bi.semantic.model import SemanticModel
 from headless_bi.warehouse.base import Warehouse
 
@@ -55,16 +57,42 @@ _BOUND: dict[tuple[int, int], SemanticModel] = {}
 
 
 def bind_model(model: SemanticModel, warehouse: Warehouse) -> SemanticModel:
-    """`model` with the warehouse's column types (which time dimensions are calendar dates), cached."""
+    """`model` knowing which time dimensions are DATE-typed in this warehouse; cached per pair."""
     key = (id(model), id(warehouse))
     bound = _BOUND.get(key)
     if bound is None or bound.version != model.version:
-        columns = getattr(warehouse, "table_columns", None)
-        bound = model.with_column_types(columns()) if columns else model
+        bound = model.with_calendar_dates(calendar_dates(model, warehouse))
         if len(_BOUND) > 16:
             _BOUND.clear()
         _BOUND[key] = bound
     return bound
+
+
+def calendar_dates(model: SemanticModel, warehouse: Warehouse) -> frozenset[str]:
+    """Time dimensions whose SQL yields a DATE, asked of the warehouse with `SELECT expr ... LIMIT 0`.
+
+    Asking the database covers `sql:` cubes and expressions such as `CAST(ts AS DATE)`; a dimension
+    that reads other cubes or fails to probe keeps Cube's convention (a UTC instant).
+    """
+    found = set()
+    for cube in model.cubes.values():
+        for dim in cube.dimensions.values():
+            if dim.type != "time" or dim.expression is None or not dim.cubes <= {cube.name}:
+                continue
+            source = cube.source.copy()
+            alias = exp.TableAlias(this=exp.to_identifier(cube.name, quoted=True))
+            if isinstance(source, exp.Table):
+                source.set("alias", alias)
+            else:
+                source = exp.Subquery(this=source.this, alias=alias)
+            probe = exp.select(exp.alias_(dim.expression.copy(), "v")).from_(source).limit(0)
+            try:
+                table = warehouse.execute(render(probe, warehouse.dialect))
+            except HeadlessBIError:
+                continue
+            if pa.types.is_date(table.schema.field(0).type):
+                found.add(dim.path)
+    return frozenset(found)
 
 
 def run_query(

@@ -51,6 +51,7 @@ def test_binding_finds_date_columns_only(jaffle):
     model, warehouse = jaffle
     bound = bind_model(model, warehouse)
     assert bound.calendar_dates == {"orders.order_date"}
+    assert bind_model(model, warehouse) is bound  # probed once per model version
     # without a warehouse (headless-bi compile) the Cube convention applies: times are UTC instants
     sql = compile_query(
         model,

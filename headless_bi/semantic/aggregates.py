@@ -14,7 +14,7 @@ from headless_bi.semantic.model import Cube, Measure
 from headless_bi.semantic.references import MeasureRef, parenthesize, replace_measure_refs
 
 
-def prepare(measure: Measure, cubes: dict[str, Cube], _visiting: frozenset[str] = frozenset()) -> str | None:
+def prepare(measure: Measure, cubes: dict[str, Cube], _visiting: tuple[str, ...] = ()) -> str | None:
     """Set `measure.aggregate` (and `depends_on`); return a problem message instead of raising."""
     if measure.aggregate is not None:
         return None
@@ -29,7 +29,7 @@ def prepare(measure: Measure, cubes: dict[str, Cube], _visiting: frozenset[str] 
         return None if measure.sql_text else "a 'number' measure needs 'sql'"
     tree = measure.expression.copy()
     own_columns = any(True for _ in tree.find_all(exp.Column))
-    visiting = _visiting | {measure.path}
+    visiting = (*_visiting, measure.path)
     base: list[str] = []
     values: dict[str, exp.Expression] = {}
     for ref in tree.find_all(MeasureRef):

@@ -15,6 +15,7 @@ from typing import Any
 
 import networkx as nx
 from sqlglot import exp
+from sqlglot.errors import SqlglotError
 
 from headless_bi.errors import ModelError, ModelIssue, did_you_mean
 from headless_bi.semantic import aggregates
@@ -75,7 +76,13 @@ def check_models(
     builder = _Builder(dialect)
     digest = hashlib.sha256()
     for path in files:
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            builder.issues.append(
+                ModelIssue(str(path), None, None, f"cannot read the file as UTF-8 text: {exc}")
+            )
+            continue
         digest.update(str(path).encode() + b"\0" + text.encode())
         builder.add_file(path, text)
     model = builder.finish(version=digest.hexdigest()[:16])
@@ -93,6 +100,7 @@ class _Builder:
         self.raw_joins: list[tuple[Cube, LocatedDict]] = []
         self.raw_views: list[LocatedDict] = []
         self._resolving: list[str] = []
+        self._cycles: set[frozenset[str]] = set()
 
     def issue(
         self, where: Location | LocatedDict, member: str | None, message: str, severity: str = "error"
@@ -159,15 +167,14 @@ class _Builder:
     def _cube_source(self, raw: LocatedDict) -> exp.Expression | None:
         try:
             if "sql_table" in raw:
-                return exp.to_table(raw["sql_table"], dialect=self.dialect)
-            tree = parse_snippet(raw["sql"], self.dialect)
-        except (SnippetError, ValueError) as exc:
+                table = exp.to_table(raw["sql_table"], dialect=self.dialect)
+                if not table.name:
+                    raise SnippetError(f"'sql_table' {raw['sql_table']!r} is not a table name")
+                return table
+            return exp.Subquery(this=parse_snippet(raw["sql"], self.dialect, query=True))
+        except (SnippetError, SqlglotError, ValueError) as exc:
             self.issue(raw, raw["name"], str(exc))
             return None
-        if not isinstance(tree, exp.Query):
-            self.issue(raw, raw["name"], "'sql' of a cube must be a SELECT query")
-            return None
-        return exp.Subquery(this=tree)
 
     # -- pass 2: member SQL ----------------------------------------------------------------
 
@@ -176,8 +183,12 @@ class _Builder:
         if member.expression is not None:
             return member.expression
         if member.path in self._resolving:
-            cycle = " → ".join([*self._resolving[self._resolving.index(member.path) :], member.path])
-            self.issue(member.location, member.path, f"circular reference: {cycle}")
+            loop = self._resolving[self._resolving.index(member.path) :]
+            if frozenset(loop) not in self._cycles:  # report each cycle once
+                self._cycles.add(frozenset(loop))
+                self.issue(
+                    member.location, member.path, f"circular reference: {' → '.join([*loop, member.path])}"
+                )
             return None
         if member.sql_text is None:
             return None
@@ -319,11 +330,15 @@ class _Builder:
 
     def check_primary_keys(self, graph: nx.Graph) -> None:
         """A cube whose rows can be multiplied by a join must have a key to de-duplicate them."""
-        for a, b, data in graph.edges(data=True):
+        reported: set[str] = set()
+        for _, _, data in graph.edges(data=True):
             for join in data["joins"].values():
-                for side in (a, b):
+                for side in (join.source, join.target):
                     cube = self.cubes[side]
-                    if join.seen_from(side) == "one_to_many" and cube.measures and not cube.primary_key:
+                    if side in reported or not cube.measures or cube.primary_key:
+                        continue
+                    if join.seen_from(side) == "one_to_many":
+                        reported.add(side)
                         self.issue(
                             cube.location,
                             cube.name,
@@ -331,7 +346,6 @@ class _Builder:
                             f"{join.source} → {join.target} ({join.relationship}), so it needs a "
                             "dimension with primary_key: true to avoid double counting",
                         )
-                        return
 
     def build_views(self, graph: nx.Graph) -> dict[str, View]:
         views: dict[str, View] = {}

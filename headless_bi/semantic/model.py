@@ -199,30 +199,13 @@ class SemanticModel:
     # Time dimensions whose column holds calendar dates (DATE): no time-zone shift applies to them.
     calendar_dates: frozenset[str] = frozenset()
 
-    def with_column_types(self, table_columns: dict[str, dict[str, str]]) -> SemanticModel:
-        """This model, knowing which time dimensions are plain DATE columns of the warehouse.
+    def with_calendar_dates(self, paths: frozenset[str]) -> SemanticModel:
+        """This model, knowing which time dimensions hold calendar dates (found by the warehouse).
 
         Cube reads every time as a UTC instant, which moves a date to the previous day west of UTC;
         a calendar date has no zone, so its buckets and ranges must not shift.
         """
-        lowered = {
-            t.lower(): {c.lower(): ty.upper() for c, ty in cols.items()} for t, cols in table_columns.items()
-        }
-        dates = set()
-        for cube in self.cubes.values():
-            if not isinstance(cube.source, exp.Table):
-                continue
-            columns = lowered.get(cube.source.name.lower()) or lowered.get(
-                cube.source.sql().lower().replace('"', "")
-            )
-            if not columns:
-                continue
-            for dim in cube.dimensions.values():
-                value = dim.expression
-                is_column = isinstance(value, exp.Column) and value.table == cube.name
-                if dim.type == "time" and is_column and columns.get(value.name.lower()) == "DATE":
-                    dates.add(dim.path)
-        return replace(self, calendar_dates=frozenset(dates))
+        return replace(self, calendar_dates=frozenset(paths))
 
     def resolve(self, name: str, *, expect: str | None = None, where: str | None = None) -> ResolvedMember:
         """Look up `cube.member` or `view.member`; unknown names get a 'did you mean'."""

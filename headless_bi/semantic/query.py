@@ -129,10 +129,7 @@ def parse_query(
     now = now or datetime.now(UTC)
     parser = _Parser(model, timezone, now)
     measures = tuple(parser.member(name, "measure", "measures") for name in _names(raw, "measures"))
-    dimensions = [
-        OutputDimension(ref.name, ref)
-        for ref in (parser.member(n, "dimension", "dimensions") for n in _names(raw, "dimensions"))
-    ]
+    dimensions = [parser.dimension(name) for name in _names(raw, "dimensions")]
     where: list[FilterNode] = []
     for item in _list(raw, "timeDimensions"):
         dim, condition = parser.time_dimension(item)
@@ -164,8 +161,8 @@ def parse_query(
         limit=_limit(raw.get("limit"), default_limit, max_limit),
         offset=_count(raw.get("offset"), "offset"),
         timezone=timezone,
-        total=bool(raw.get("total")),
-        ungrouped=bool(raw.get("ungrouped")),
+        total=_flag(raw, "total"),
+        ungrouped=_flag(raw, "ungrouped"),
         now=now,
     )
 
@@ -180,6 +177,17 @@ class _Parser:
         if not isinstance(name, str):
             raise QueryError(f"{where}: member names are strings, not {name!r}", value=name)
         return self.model.resolve(name, expect=kind, where=where)
+
+    def dimension(self, name: Any) -> OutputDimension:
+        """A plain dimension, or `cube.time_dimension.granularity` as Cube's REST API also accepts."""
+        if isinstance(name, str) and name.count(".") == 2:
+            base, _, granularity = name.rpartition(".")
+            ref = self.member(base, "dimension", "dimensions")
+            self._require_time(ref, "dimensions")
+            granularity = check_granularity(granularity, base)
+            return OutputDimension(f"{ref.name}.{granularity}", ref, granularity)
+        ref = self.member(name, "dimension", "dimensions")
+        return OutputDimension(ref.name, ref)
 
     def time_dimension(self, item: Any) -> tuple[OutputDimension | None, Condition | None]:
         if not isinstance(item, dict) or "dimension" not in item:
@@ -438,8 +446,17 @@ def _number(value: Any) -> int | float | None:
 def _count(value: Any, key: str) -> int:
     if value is None:
         return 0
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise QueryError(f"'{key}' must be a non-negative integer, got {value!r}", value=value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        raise QueryError(f"'{key}' must be a non-negative integer below 2^63, got {value!r}", value=value)
+    return value
+
+
+def _flag(raw: dict[str, Any], key: str) -> bool:
+    value = raw.get(key, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise QueryError(f"'{key}' must be true or false, got {value!r}", value=value)
     return value
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.errors import ParseError
+from sqlglot.errors import ParseError, SqlglotError
 
 REFERENCE = re.compile(r"\$?\{\s*([A-Za-z_][A-Za-z0-9_]*)(?:\s*\.\s*([A-Za-z_][A-Za-z0-9_]*))?\s*\}")
 PLACEHOLDER = "__hbi_ref_{}__"
@@ -55,14 +55,27 @@ def split_references(sql: str) -> tuple[str, list[Reference]]:
     return REFERENCE.sub(swap, sql), refs
 
 
-def parse_snippet(sql: str, dialect: str) -> exp.Expression:
+def parse_snippet(sql: str, dialect: str, *, query: bool = False) -> exp.Expression:
+    """One SQL expression (or, with `query`, one SELECT); anything else is a SnippetError."""
     try:
-        tree = sqlglot.parse_one(sql, dialect=dialect)
+        trees = sqlglot.parse(sql, dialect=dialect)
     except ParseError as exc:
         first = exc.errors[0] if exc.errors else {}
         raise SnippetError(f"cannot parse SQL {sql!r}: {first.get('description', exc)}") from None
-    if tree is None:
-        raise SnippetError(f"empty SQL {sql!r}")
+    except (SqlglotError, RecursionError) as exc:
+        raise SnippetError(f"cannot parse SQL {sql!r}: {type(exc).__name__}") from None
+    trees = [t for t in trees if t is not None]
+    if len(trees) != 1:
+        raise SnippetError(f"SQL {sql!r} must be a single {'query' if query else 'expression'}")
+    tree = trees[0]
+    if query:
+        if not isinstance(tree, exp.Query):
+            raise SnippetError(f"SQL {sql!r} must be a SELECT query")
+    elif not isinstance(tree, exp.Condition | exp.Subquery) or isinstance(tree, exp.Alias):
+        raise SnippetError(
+            f"SQL {sql!r} must be an expression (a column, function or condition; "
+            "wrap a subquery in parentheses)"
+        )
     return tree
 
 

@@ -35,7 +35,7 @@ _flag = {"type": "boolean"}
 _free = {"type": "dict", "allow_unknown": True}
 _anything: dict[str, Any] = {}
 _name = {"type": "string", "required": True, "regex": IDENTIFIER}
-_sql = {"type": ["string", "number", "boolean"], "coerce": str}
+_sql = {"type": ["string", "number", "boolean"], "coerce": lambda v: v if v is None else str(v)}
 
 _common = {
     "name": _name,
@@ -150,6 +150,13 @@ _KNOWN_KEYS: dict[str, list[str]] = {
 }
 
 
+_ALLOWED: dict[tuple[str, str], list[str]] = {
+    ("dimension", "type"): DIMENSION_TYPES,
+    ("measure", "type"): MEASURE_TYPES,
+    ("measure", "format"): FORMATS,
+}
+
+
 def check_shape(document: Any, file: str) -> list[ModelIssue]:
     """Every shape problem in one parsed file, each with its line and the member it sits in."""
     if document is None:
@@ -212,7 +219,10 @@ def _explain(document: Any, path: tuple[Any, ...], message: str) -> str:
     if message.startswith("unallowed value") and isinstance(key, str):
         if key == "relationship":
             return f"{message}; use many_to_one, one_to_many or one_to_one"
-        return f"'{key}': {message}"
+        allowed = _ALLOWED.get((_kind_of(path), key), [])
+        value = message.removeprefix("unallowed value ").strip()
+        hint = did_you_mean(value, allowed) or (f" Use one of: {', '.join(allowed)}." if allowed else "")
+        return f"'{key}': {message}.{hint}"
     if isinstance(key, str):
         return f"'{key}': {message}"
     return message

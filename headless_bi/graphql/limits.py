@@ -1,0 +1,125 @@
+"""Request limits checked before anything runs: operation depth and a static cost.
+
+Cost model (documented in headless_bi/graphql/README.md): every selected field costs 1; the fields of a list
+multiply by LIST_FACTOR (a list has many items); a field that runs a warehouse query (`cube`,
+`load`, `live`) adds WAREHOUSE_COST, so one document cannot fan out into dozens of warehouse
+queries through aliases. Introspection fields are free: they are bounded by the schema's size.
+Fragments are costed once per type and reused, so nested fragment spreads cannot blow up the check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from graphql import (
+    FieldNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLList,
+    GraphQLNamedType,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    ValidationContext,
+    ValidationRule,
+    get_named_type,
+)
+from strawberry.extensions import AddValidationRules, QueryDepthLimiter, SchemaExtension
+
+from headless_bi.errors import LIMIT_EXCEEDED
+
+LIST_FACTOR = 10
+WAREHOUSE_COST = 100
+WAREHOUSE_FIELDS = frozenset({("Query", "cube"), ("Query", "load"), ("Subscription", "live")})
+
+
+def limit_extensions(max_depth: int, max_complexity: int) -> list[Callable[[], SchemaExtension]]:
+    """Extension factories (a fresh instance per request, as strawberry recommends)."""
+    rule = complexity_rule(max_complexity)
+    return [
+        lambda: QueryDepthLimiter(max_depth=max_depth),
+        lambda: AddValidationRules([rule]),
+    ]
+
+
+def complexity_rule(max_complexity: int) -> type[ValidationRule]:
+    class ComplexityRule(ValidationRule):
+        def enter_operation_definition(self, node: OperationDefinitionNode, *_: object) -> None:
+            root = self.context.schema.get_root_type(node.operation)
+            if root is None:
+                return
+            cost = _Coster(self.context, max_complexity).selection(node.selection_set, root)
+            if cost > max_complexity:
+                name = node.name.value if node.name else "anonymous"
+                self.report_error(
+                    GraphQLError(
+                        f"Operation '{name}' costs more than the maximum of {max_complexity} "
+                        f"(each field 1, list items x{LIST_FACTOR}, each cube/load/live query "
+                        f"+{WAREHOUSE_COST}); select fewer fields or split the request.",
+                        node,
+                        extensions={"code": LIMIT_EXCEEDED},
+                    )
+                )
+
+    return ComplexityRule
+
+
+class _Coster:
+    def __init__(self, context: ValidationContext, ceiling: int):
+        self.context = context
+        self.ceiling = ceiling
+        self.fragments: dict[tuple[str, str], int] = {}
+        self.active: set[str] = set()
+
+    def selection(self, selection_set: SelectionSetNode | None, parent: GraphQLNamedType | None) -> int:
+        if selection_set is None:
+            return 0
+        total = 0
+        for node in selection_set.selections:
+            if isinstance(node, FieldNode):
+                total += self.field(node, parent)
+            elif isinstance(node, InlineFragmentNode):
+                condition = node.type_condition
+                target = self.context.schema.get_type(condition.name.value) if condition else parent
+                total += self.selection(node.selection_set, target)
+            elif isinstance(node, FragmentSpreadNode):
+                total += self.spread(node.name.value)
+            if total > self.ceiling:
+                break  # already over: stop walking
+        return total
+
+    def field(self, node: FieldNode, parent: GraphQLNamedType | None) -> int:
+        name = node.name.value
+        if name.startswith("__"):
+            return 0
+        definition = parent.fields.get(name) if isinstance(parent, GraphQLObjectType) else None
+        if definition is None:
+            return 1  # unknown field: another rule reports it
+        child = self.selection(node.selection_set, get_named_type(definition.type))
+        cost = 1 + child * (LIST_FACTOR if _is_list(definition.type) else 1)
+        if (parent.name, name) in WAREHOUSE_FIELDS:
+            cost += WAREHOUSE_COST
+        return cost
+
+    def spread(self, name: str) -> int:
+        fragment = self.context.get_fragment(name)
+        if fragment is None or name in self.active:
+            return 0  # unknown or cyclic: other rules report it
+        key = (name, fragment.type_condition.name.value)
+        if key not in self.fragments:
+            self.active.add(name)
+            target = self.context.schema.get_type(key[1])
+            self.fragments[key] = self.selection(fragment.selection_set, target)
+            self.active.discard(name)
+        return self.fragments[key]
+
+
+def _is_list(kind: GraphQLOutputType) -> bool:
+    while isinstance(kind, GraphQLNonNull | GraphQLList):
+        if isinstance(kind, GraphQLList):
+            return True
+        kind = kind.of_type
+    return False

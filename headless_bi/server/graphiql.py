@@ -1,0 +1,72 @@
+"""GraphiQL from local files: strawberry's page with its CDN URLs pointed at `graphiql_assets/`.
+
+The service must be explorable where the browser has no internet access; the page is rewritten
+only when every file it names is here (otherwise it stays on the CDN, with a warning).
+Run as a module to fetch the files the installed strawberry names (needs `npm`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+ASSETS = Path(__file__).with_name("graphiql_assets")
+CDN = "https://unpkg.com/"
+MOUNT = "graphql/assets/"  # relative to the page at .../graphql, so a path prefix keeps working
+_URL = re.compile(re.escape(CDN) + r'([^"\s]+)')
+
+
+def cdn_paths(html: str) -> list[str]:
+    return _URL.findall(html)
+
+
+def missing(html: str) -> list[str]:
+    return [path for path in cdn_paths(html) if not (ASSETS / path).is_file()]
+
+
+def local_html(html: str) -> str:
+    """`html` loading its assets from this server, or unchanged if any file is missing."""
+    absent = missing(html)
+    if absent:
+        log.warning(
+            "GraphiQL assets missing locally (%s): the page loads them from %s", ", ".join(absent), CDN
+        )
+        return html
+    return html.replace(CDN, MOUNT)
+
+
+def fetch(paths: list[str]) -> None:
+    """Download the named files through `npm pack` (package@version/inner/path)."""
+    for path in paths:
+        scoped = path.startswith("@")
+        parts = path.split("/")
+        package, inner = ("/".join(parts[:2]), parts[2:]) if scoped else (parts[0], parts[1:])
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run(
+                ["npm", "pack", package, "--silent"], cwd=tmp, check=True, stdout=subprocess.DEVNULL
+            )
+            (archive,) = Path(tmp).glob("*.tgz")
+            with tarfile.open(archive) as tar:
+                member = tar.extractfile("package/" + "/".join(inner))
+                assert member is not None, path
+                target = ASSETS / path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(member.read())
+        print(f"fetched {path}")
+
+
+if __name__ == "__main__":
+    from strawberry.http.ides import get_graphql_ide_html
+
+    wanted = missing(get_graphql_ide_html("graphiql"))
+    if not wanted:
+        print(f"all GraphiQL assets present in {ASSETS}")
+        sys.exit(0)
+    fetch(wanted)

@@ -1,0 +1,61 @@
+"""The GraphQL schema of the running model version, rebuilt on reload and swapped in one step.
+
+Why a holder: the view, the WebSocket handlers and /healthz read `CurrentSchema.schema` per
+operation, so after a reload new operations (including those on already open WebSocket connections)
+run on the new schema while operations already executing finish on the old one. A failed rebuild is
+logged and the previous schema keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from strawberry.schema import BaseSchema
+
+from headless_bi.runtime import Runtime, Settings
+from headless_bi.semantic.model import SemanticModel
+
+log = logging.getLogger(__name__)
+
+SchemaFactory = Callable[[SemanticModel, Settings], BaseSchema]
+ContextFactory = Callable[..., Any]
+
+
+def default_factories() -> tuple[SchemaFactory, ContextFactory]:
+    """`build_schema` and `make_context` of `headless_bi.graphql`, imported when the app is built."""
+    from headless_bi.graphql import build_schema, make_context
+
+    return build_schema, make_context
+
+
+class CurrentSchema:
+    """Holds the schema for `runtime.model`; registers itself to rebuild on every reload."""
+
+    def __init__(self, runtime: Runtime, factory: SchemaFactory):
+        self._runtime = runtime
+        self._factory = factory
+        self._lock = threading.Lock()
+        self.schema = factory(runtime.model, runtime.settings)
+        self.version = runtime.model.version
+        runtime.on_reload(self.rebuild)
+
+    def rebuild(self, model: SemanticModel) -> bool:
+        """Build the schema for `model` (on the reloading thread) and swap it in; False if it failed."""
+        try:
+            schema = self._factory(model, self._runtime.settings)
+        except Exception:
+            log.exception(
+                "GraphQL schema for model version %s failed to build; still serving %s",
+                model.version,
+                self.version,
+            )
+            return False
+        with self._lock:
+            if self._runtime.model is not model:
+                return False  # a newer reload happened meanwhile; its own rebuild installs its schema
+            self.schema, self.version = schema, model.version
+        log.info("GraphQL schema now serves model version %s", model.version)
+        return True
