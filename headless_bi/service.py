@@ -138,7 +138,9 @@ def _json_ready(column: pa.ChunkedArray) -> pa.ChunkedArray:
                 return pc.cast(column, pa.int64())
             except pa.ArrowInvalid:
                 pass
-        return pc.cast(column, pa.float64())
+        # Through the exact decimal text: Arrow's decimal→double cast is not correctly rounded
+        # (122790.43 would come out as 122790.43000000001); parsing the text is.
+        return pc.cast(pc.cast(column, pa.string()), pa.float64())
     if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
         if pa.types.is_timestamp(kind) and kind.tz is not None:
             column = pc.cast(column, pa.timestamp(kind.unit))

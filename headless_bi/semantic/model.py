@@ -213,10 +213,11 @@ class SemanticModel:
         if not member_name or "." in member_name:
             raise UnknownMemberError(name, self._member_names(expect), kind=expect or "member", where=where)
         found: ResolvedMember | None = None
-        if owner in self.cubes:
+        # `public: false` cubes, views and members are not queryable (views may still expose them).
+        if owner in self.cubes and self.cubes[owner].public:
             member = _find(self.cubes[owner], member_name)
-            found = ResolvedMember(name, member) if member else None
-        elif owner in self.views:
+            found = ResolvedMember(name, member) if member and member.public else None
+        elif owner in self.views and self.views[owner].public:
             alias = self.views[owner].members.get(member_name)
             found = ResolvedMember(name, alias.target, alias.join_path) if alias else None
         if found is None:
@@ -234,10 +235,10 @@ class SemanticModel:
         names = []
         for cube in self.cubes.values():
             for m in cube.members():
-                if kind is None or _KIND[type(m)] == kind:
+                if cube.public and m.public and (kind is None or _KIND[type(m)] == kind):
                     names.append(m.path)
         for view in self.views.values():
-            for vm in view.members.values():
+            for vm in view.members.values() if view.public else ():
                 if kind is None or _KIND[type(vm.target)] == kind:
                     names.append(vm.path)
         return names
