@@ -42,7 +42,7 @@ from headless_bi.semantic.references import (
     substitute,
 )
 from headless_bi.semantic.schema import RELATIONSHIPS, check_shape
-from headless_bi.semantic.yaml_source import LocatedDict, read_yaml
+from headless_bi.semantic.yaml_source import LocatedDict, read_yaml, snake_case_keys
 
 MODEL_SUFFIXES = (".yml", ".yaml")
 
@@ -113,6 +113,7 @@ class _Builder:
 
     def add_file(self, path: Path, text: str) -> None:
         document, issues = read_yaml(path, text)
+        document = snake_case_keys(document)
         self.issues.extend(issues)
         shape_issues = check_shape(document, str(path))
         self.issues.extend(shape_issues)

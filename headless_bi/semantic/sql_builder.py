@@ -275,13 +275,22 @@ class SqlBuilder:
             outputs.append(_alias(value, self.dim_alias[dim.key]))
         outputs += [_alias(self._aggregate(m), f"m{j}") for j, m in enumerate(group.measures)]
         select = self._tree_select(group.tree, outputs)
-        _join(select, series, _and(conditions) if conditions else exp.true(), "")
+        _join(select, series.copy(), _and(conditions) if conditions else exp.true(), "")
         kept = [node for node in self.query.where if ranged is None or node is not ranged]
         filters = [self._filter(node, self._member_value) for node in kept]
         filters += [parenthesize(self._copy(s.member.expression)) for s in self.query.segments]
         if filters:
             select.set("where", exp.Where(this=_and(filters)))
-        return _group_by_position(select, len(self.query.dimensions))
+        select = _group_by_position(select, len(self.query.dimensions))
+        if bucketed is None or len(self.query.dimensions) != 1:
+            return select
+        # Buckets whose window holds no row still get a row (NULL), as Cube's series join gives.
+        key = self.dim_alias[bucketed.key]
+        outputs = [_alias(start.copy(), key)]
+        outputs += [_alias(_col(f"m{j}", "__rolled"), f"m{j}") for j in range(len(group.measures))]
+        padded = _from(_select(*outputs), series)
+        rolled = exp.Subquery(this=select, alias=exp.TableAlias(this=_ident("__rolled")))
+        return _join(padded, rolled, exp.EQ(this=_col(key, "__rolled"), expression=start.copy()), "LEFT")
 
     def _date_range_of(self, member: Dimension | None) -> Condition | None:
         """The timeDimensions dateRange condition of `member` (or of any time dimension if None)."""

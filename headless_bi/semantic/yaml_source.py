@@ -6,6 +6,7 @@ and lists from them and keep the lines on a dict subclass.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,33 @@ def read_yaml(path: Path | str, text: str | None = None) -> tuple[Any, list[Mode
         return None, [ModelIssue(file, None, None, f"invalid YAML: {exc}")]
     finally:
         loader.dispose()
+
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
+_CAMEL_VALUES = {"type": {"countDistinct": "count_distinct", "countDistinctApprox": "count_distinct_approx"}}
+
+
+def snake_case_keys(node: Any, *, inside_meta: bool = False) -> Any:
+    """Cube's YAML accepts camelCase keys (`sqlTable`, `primaryKey`); rename them to snake_case.
+
+    `meta` is free-form, so nothing under it is renamed. Line information is kept.
+    """
+    if isinstance(node, LocatedDict):
+        out = LocatedDict()
+        out.file, out.line, out.key_lines = node.file, node.line, {}
+        for key, value in node.items():
+            new = key if inside_meta else _CAMEL.sub(lambda m: "_" + m.group(1).lower(), key)
+            value = snake_case_keys(value, inside_meta=inside_meta or new == "meta")
+            if not inside_meta and isinstance(value, str):
+                value = _CAMEL_VALUES.get(new, {}).get(value, value)
+            out[new] = value
+            out.key_lines[new] = node.line_of(key)
+        return out
+    if isinstance(node, LocatedList):
+        items = LocatedList(snake_case_keys(v, inside_meta=inside_meta) for v in node)
+        items.file, items.line, items.item_lines = node.file, node.line, node.item_lines
+        return items
+    return node
 
 
 def line_at(root: Any, path: tuple[Any, ...]) -> int | None:
