@@ -67,6 +67,9 @@ views:
     cubes:
       - {join_path: orders, includes: [count, amount]}
       - {join_path: orders.customers, includes: [name, count, secret], prefix: true}
+  - name: people
+    cubes:
+      - {join_path: hidden, includes: "*"}
 """
 
 # Orders: 1 and 2 on 03-01 (alice), 3 on 03-02 late evening (bob), 4 on 03-05 (alice); carol never orders.
@@ -188,12 +191,14 @@ def test_number_measure_that_aliases_a_measure(shop):
     ]
 
 
-def test_private_members_are_not_queryable_but_views_may_expose_them(shop):
+def test_private_members_are_not_queryable_but_views_may_expose_private_cubes(shop):
     with pytest.raises(UnknownMemberError):
         rows(shop, {"dimensions": ["customers.secret"]})
     with pytest.raises(UnknownMemberError):
+        rows(shop, {"dimensions": ["shop.customers_secret"]})  # a private member stays private
+    with pytest.raises(UnknownMemberError):
         rows(shop, {"dimensions": ["hidden.id"]})
-    assert len(rows(shop, {"dimensions": ["shop.customers_secret"]})) == 2
+    assert len(rows(shop, {"dimensions": ["people.id"]})) == 3  # the cube is private, the view is not
 
 
 def test_dimension_with_granularity_suffix(shop):

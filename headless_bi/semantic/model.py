@@ -213,13 +213,15 @@ class SemanticModel:
         if not member_name or "." in member_name:
             raise UnknownMemberError(name, self._member_names(expect), kind=expect or "member", where=where)
         found: ResolvedMember | None = None
-        # `public: false` cubes, views and members are not queryable (views may still expose them).
+        # `public: false` cubes, views and members are not queryable; a view may expose the members of
+        # a private cube, but not a member that is itself private.
         if owner in self.cubes and self.cubes[owner].public:
             member = _find(self.cubes[owner], member_name)
             found = ResolvedMember(name, member) if member and member.public else None
         elif owner in self.views and self.views[owner].public:
             alias = self.views[owner].members.get(member_name)
-            found = ResolvedMember(name, alias.target, alias.join_path) if alias else None
+            visible = alias is not None and alias.target.public
+            found = ResolvedMember(name, alias.target, alias.join_path) if visible else None
         if found is None:
             raise UnknownMemberError(name, self._member_names(expect), kind=expect or "member", where=where)
         if expect and found.kind != expect:
@@ -239,7 +241,7 @@ class SemanticModel:
                     names.append(m.path)
         for view in self.views.values():
             for vm in view.members.values() if view.public else ():
-                if kind is None or _KIND[type(vm.target)] == kind:
+                if vm.target.public and (kind is None or _KIND[type(vm.target)] == kind):
                     names.append(vm.path)
         return names
 
