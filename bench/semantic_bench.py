@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import statistics
 import sys
 import tempfile
@@ -29,70 +30,12 @@ from headless_bi.warehouse.files import load_files  # noqa: E402
 
 TABLES = ["customer", "lineitem", "nation", "orders", "part", "partsupp", "region", "supplier"]
 
+# The TPC-H questions as semantic queries (shared with tests/test_tpch_answers.py).
 TPCH = {
-    1: {
-        "measures": [
-            "lineitem.quantity",
-            "lineitem.extended_price",
-            "lineitem.revenue",
-            "lineitem.charge",
-            "lineitem.avg_quantity",
-            "lineitem.avg_price",
-            "lineitem.avg_discount",
-            "lineitem.count",
-        ],
-        "dimensions": ["lineitem.returnflag", "lineitem.linestatus"],
-        "filters": [{"member": "lineitem.shipdate", "operator": "beforeOrOnDate", "values": ["1998-09-02"]}],
-        "order": [["lineitem.returnflag", "asc"], ["lineitem.linestatus", "asc"]],
-    },
-    3: {
-        "measures": ["lineitem.revenue"],
-        "dimensions": ["lineitem.orderkey", "orders.orderdate", "orders.shippriority"],
-        "filters": [
-            {"member": "customer.mktsegment", "operator": "equals", "values": ["BUILDING"]},
-            {"member": "orders.orderdate", "operator": "beforeDate", "values": ["1995-03-15"]},
-            {"member": "lineitem.shipdate", "operator": "afterDate", "values": ["1995-03-15"]},
-        ],
-        "order": {"lineitem.revenue": "desc", "orders.orderdate": "asc"},
-        "limit": 10,
-    },
-    6: {
-        "measures": ["lineitem.discount_amount"],
-        "timeDimensions": [{"dimension": "lineitem.shipdate", "dateRange": ["1994-01-01", "1994-12-31"]}],
-        "filters": [
-            {"member": "lineitem.discount", "operator": "gte", "values": ["0.05"]},
-            {"member": "lineitem.discount", "operator": "lte", "values": ["0.07"]},
-            {"member": "lineitem.quantity_value", "operator": "lt", "values": [24]},
-        ],
-    },
-    10: {
-        "measures": ["lineitem.revenue"],
-        "dimensions": [
-            "customer.custkey",
-            "customer.name",
-            "customer.acctbal",
-            "nation.name",
-            "customer.address",
-            "customer.phone",
-            "customer.comment",
-        ],
-        "timeDimensions": [{"dimension": "orders.orderdate", "dateRange": ["1993-10-01", "1993-12-31"]}],
-        "segments": ["lineitem.returned"],
-        "order": {"lineitem.revenue": "desc"},
-        "limit": 20,
-    },
-    12: {
-        "measures": ["lineitem.high_priority_count", "lineitem.low_priority_count"],
-        "dimensions": ["lineitem.shipmode"],
-        "timeDimensions": [{"dimension": "lineitem.receiptdate", "dateRange": ["1994-01-01", "1994-12-31"]}],
-        "filters": [{"member": "lineitem.shipmode", "operator": "equals", "values": ["MAIL", "SHIP"]}],
-        "segments": ["lineitem.late_delivery"],
-        "order": {"lineitem.shipmode": "asc"},
-    },
-    14: {
-        "measures": ["lineitem.promo_revenue_share"],
-        "timeDimensions": [{"dimension": "lineitem.shipdate", "dateRange": ["1995-09-01", "1995-09-30"]}],
-    },
+    int(name[1:]): query
+    for name, query in json.loads(
+        (ROOT / "semantic_models" / "tpch" / "tpch_questions.json").read_text()
+    ).items()
 }
 
 EXTRA = [

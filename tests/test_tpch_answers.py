@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from headless_bi.warehouse.duckdb_warehouse import DuckDBWarehouse
 from headless_bi.warehouse.files import load_files
 
 MODELS = Path(__file__).resolve().parents[1] / "semantic_models" / "tpch"
+# The TPC-H questions as semantic queries; the benchmarks ask the same ones.
+QUESTIONS = json.loads((MODELS / "tpch_questions.json").read_text())
 TABLES = ["customer", "lineitem", "nation", "orders", "part", "partsupp", "region", "supplier"]
 
 
@@ -58,21 +61,7 @@ def _check(rows: list[dict], expected: list[dict[str, str]], columns: dict[str, 
 
 def test_q1_pricing_summary(tpch):
     model, warehouse, answers = tpch
-    query = {
-        "measures": [
-            "lineitem.quantity",
-            "lineitem.extended_price",
-            "lineitem.revenue",
-            "lineitem.charge",
-            "lineitem.avg_quantity",
-            "lineitem.avg_price",
-            "lineitem.avg_discount",
-            "lineitem.count",
-        ],
-        "dimensions": ["lineitem.returnflag", "lineitem.linestatus"],
-        "filters": [{"member": "lineitem.shipdate", "operator": "beforeOrOnDate", "values": ["1998-09-02"]}],
-        "order": [["lineitem.returnflag", "asc"], ["lineitem.linestatus", "asc"]],
-    }
+    query = QUESTIONS["Q1"]
     rows = run_query(model, warehouse, query).data
     _check(
         rows,
@@ -94,17 +83,7 @@ def test_q1_pricing_summary(tpch):
 
 def test_q3_shipping_priority(tpch):
     model, warehouse, answers = tpch
-    query = {
-        "measures": ["lineitem.revenue"],
-        "dimensions": ["lineitem.orderkey", "orders.orderdate", "orders.shippriority"],
-        "filters": [
-            {"member": "customer.mktsegment", "operator": "equals", "values": ["BUILDING"]},
-            {"member": "orders.orderdate", "operator": "beforeDate", "values": ["1995-03-15"]},
-            {"member": "lineitem.shipdate", "operator": "afterDate", "values": ["1995-03-15"]},
-        ],
-        "order": {"lineitem.revenue": "desc", "orders.orderdate": "asc"},
-        "limit": 10,
-    }
+    query = QUESTIONS["Q3"]
     rows = run_query(model, warehouse, query).data
     _check(
         rows,
@@ -120,37 +99,14 @@ def test_q3_shipping_priority(tpch):
 
 def test_q6_forecasting_revenue_change(tpch):
     model, warehouse, answers = tpch
-    query = {
-        "measures": ["lineitem.discount_amount"],
-        "timeDimensions": [{"dimension": "lineitem.shipdate", "dateRange": ["1994-01-01", "1994-12-31"]}],
-        "filters": [
-            {"member": "lineitem.discount", "operator": "gte", "values": ["0.05"]},
-            {"member": "lineitem.discount", "operator": "lte", "values": ["0.07"]},
-            {"member": "lineitem.quantity_value", "operator": "lt", "values": [24]},
-        ],
-    }
+    query = QUESTIONS["Q6"]
     rows = run_query(model, warehouse, query).data
     _check(rows, answers[6], {"revenue": "lineitem.discount_amount"})
 
 
 def test_q10_returned_item_reporting(tpch):
     model, warehouse, answers = tpch
-    query = {
-        "measures": ["lineitem.revenue"],
-        "dimensions": [
-            "customer.custkey",
-            "customer.name",
-            "customer.acctbal",
-            "nation.name",
-            "customer.address",
-            "customer.phone",
-            "customer.comment",
-        ],
-        "timeDimensions": [{"dimension": "orders.orderdate", "dateRange": ["1993-10-01", "1993-12-31"]}],
-        "segments": ["lineitem.returned"],
-        "order": {"lineitem.revenue": "desc"},
-        "limit": 20,
-    }
+    query = QUESTIONS["Q10"]
     rows = run_query(model, warehouse, query).data
     _check(
         rows,
@@ -170,16 +126,7 @@ def test_q10_returned_item_reporting(tpch):
 
 def test_q12_shipping_modes_and_order_priority(tpch):
     model, warehouse, answers = tpch
-    query = {
-        "measures": ["lineitem.high_priority_count", "lineitem.low_priority_count"],
-        "dimensions": ["lineitem.shipmode"],
-        "timeDimensions": [
-            {"dimension": "lineitem.receiptdate", "dateRange": "from 1994-01-01 to 1994-12-31"}
-        ],
-        "filters": [{"member": "lineitem.shipmode", "operator": "equals", "values": ["MAIL", "SHIP"]}],
-        "segments": ["lineitem.late_delivery"],
-        "order": {"lineitem.shipmode": "asc"},
-    }
+    query = QUESTIONS["Q12"]
     rows = run_query(model, warehouse, query).data
     _check(
         rows,
@@ -194,10 +141,7 @@ def test_q12_shipping_modes_and_order_priority(tpch):
 
 def test_q14_promotion_effect(tpch):
     model, warehouse, answers = tpch
-    query = {
-        "measures": ["lineitem.promo_revenue_share"],
-        "timeDimensions": [{"dimension": "lineitem.shipdate", "dateRange": ["1995-09-01", "1995-09-30"]}],
-    }
+    query = QUESTIONS["Q14"]
     rows = run_query(model, warehouse, query).data
     _check(rows, answers[14], {"promo_revenue": "lineitem.promo_revenue_share"})
 
