@@ -6,9 +6,6 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_WAREHOUSE := var/demo.duckdb
 DEMO_MODELS := semantic_models/demo
-# Until the GraphQL server exists, `make demo` shows one query through the CLI.
-DEMO_QUERY := {"measures": ["sales.revenue", "sales.order_count", "sales.gross_margin_pct"], \
-	"dimensions": ["sales.region"], "order": {"sales.revenue": "desc"}}
 
 .PHONY: .venv demo test bench
 
@@ -24,10 +21,10 @@ $(STAMP): pyproject.toml
 $(DEMO_WAREHOUSE): $(STAMP) headless_bi/demo/data.py
 	$(BIN)/headless-bi demo-data --warehouse $@
 
+# The service on the demo data (prints its URLs; Ctrl-C stops it): GraphQL and GraphiQL at /graphql,
+# the admin UI at / (SQLite metadata in var/), /healthz. HBI_HOST / HBI_PORT move it (default 127.0.0.1:8000).
 demo: $(DEMO_WAREHOUSE)
-	$(BIN)/headless-bi validate --models $(DEMO_MODELS)
-	$(BIN)/headless-bi query --models $(DEMO_MODELS) --warehouse $(DEMO_WAREHOUSE) \
-		--query '$(DEMO_QUERY)' --format table
+	$(BIN)/headless-bi serve --models $(DEMO_MODELS) --warehouse $(DEMO_WAREHOUSE)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -38,3 +35,4 @@ bench: $(STAMP)
 	python3 bench/tpch_sf1.py
 	$(BIN)/python bench/run_tpch.py
 	$(BIN)/python bench/semantic_bench.py
+	$(BIN)/python bench/graphql_bench.py

@@ -196,6 +196,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env(
         models=args.models, warehouse=args.warehouse, host=args.host, port=args.port, watch_models=args.watch
     )
+    target = settings.warehouse
+    if not target.startswith(_POSTGRES_PREFIXES) and target != ":memory:" and not Path(target).is_file():
+        raise QueryError(
+            f"Warehouse '{target}' does not exist (create it with `headless-bi load` "
+            "or `headless-bi demo-data`)."
+        )
     serve(settings)
     return EXIT_OK
 

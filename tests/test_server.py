@@ -442,6 +442,13 @@ def test_graphiql_in_the_browser(tpch_server: Server) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert "graphiql" in response.text.lower()
+    # its scripts and styles come from the service (no CDN), unchanged (the SRI hashes still hold)
+    assert "unpkg.com" not in response.text
+    assets = re.findall(r'(?:src|href)="(graphql/assets/[^"]+)"', response.text)
+    assert len(assets) >= 5
+    for asset in assets:
+        served = httpx.get(f"{tpch_server.url}/{asset}")
+        assert served.status_code == 200 and len(served.content) > 100, asset
 
 
 def test_get_query(tpch_server: Server) -> None:
@@ -511,28 +518,28 @@ def test_slow_query_blocks_nobody(tpch_server: Server) -> None:
     async def main() -> None:
         async with httpx.AsyncClient(base_url=tpch_server.url, timeout=120) as client:
             ws = await GraphQLWS.open(tpch_server.ws_url)
-            started = time.perf_counter()
             slow_request = {"query": LOAD, "variables": {"q": {"measures": ["slow.buckets"]}}}
+            small_request = {"query": LOAD, "variables": {"q": query_input(SMALL)}}
             slow = asyncio.create_task(client.post("/graphql", json=slow_request))
-            await asyncio.sleep(0.3)  # the slow query is running in DuckDB now
-            for _ in range(3):
+            await asyncio.sleep(0.2)  # the slow query is running in DuckDB now
+            probes: list[tuple[float, float, float]] = []  # answered while the slow query still ran
+            while not slow.done():
                 t0 = time.perf_counter()
                 health = await client.get("/healthz")
                 health_s = time.perf_counter() - t0
                 assert health.status_code == 200 and health.json()["warehouse_reachable"]
                 t0 = time.perf_counter()
-                small_request = {"query": LOAD, "variables": {"q": query_input(SMALL)}}
                 small = await client.post("/graphql", json=small_request)
                 small_s = time.perf_counter() - t0
                 assert small.json()["data"] and small.json()["data"]["load"]["data"], small.text
                 ping_s = await ws.ping()
-                assert max(health_s, small_s, ping_s) < 1.0, (health_s, small_s, ping_s)
-                await asyncio.sleep(0.1)
-            assert not slow.done(), "the slow query finished too early to prove anything"
-            response = await slow
-            elapsed = time.perf_counter() - started
+                if not slow.done():
+                    probes.append((health_s, small_s, ping_s))
+                await asyncio.sleep(0.05)
+            assert len(probes) >= 2, "the slow query finished too early to prove anything"
+            assert max(max(p) for p in probes) < 1.0, probes
+            response = slow.result()
             assert response.json()["data"]["load"]["data"][0]["slow.buckets"] > 0
-            assert elapsed > 1.0
             await ws.close()
 
     asyncio.run(main())
@@ -662,7 +669,7 @@ def test_two_processes_share_one_poller_through_redis(
         await asyncio.sleep(2.5)
         lives = [server.health()["live"] for server in servers]
         assert [live["leading"] for live in lives] == [1, 0], lives
-        assert lives[0]["polls"] >= 3 and lives[1]["polls"] == 0, lives
+        assert lives[0]["polls"] >= 2 and lives[1]["polls"] == 0, lives
 
         add_event(pg_events, 300, "5.00")
         for client in clients:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -28,8 +27,6 @@ from headless_bi.server.responses import error_response
 from headless_bi.server.schemas import ContextFactory, CurrentSchema, SchemaFactory, default_factories
 from headless_bi.server.ui import admin_app
 from headless_bi.server.watch import watch_models
-
-log = logging.getLogger(__name__)
 
 
 def create_app(
@@ -87,6 +84,6 @@ def create_app(
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
-    """Unexpected errors: logged with the traceback here, a JSON body without it for the client."""
-    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    """Unexpected errors get a JSON body without the traceback; Starlette re-raises after answering,
+    so uvicorn still logs the traceback."""
     return error_response(500, "Internal server error.")

@@ -1,7 +1,9 @@
 """GraphiQL from local files: strawberry's page with its CDN URLs pointed at `graphiql_assets/`.
 
 The service must be explorable where the browser has no internet access; the page is rewritten
-only when every file it names is here (otherwise it stays on the CDN, with a warning).
+only when every file it names is here (otherwise it stays on the CDN, with a warning). Files are
+stored flat, the CDN path with `/` written `__` (`react@18.2.0__umd__react.production.min.js`), so
+no folder name (`dist/`, `build/`) can fall under an ignore rule.
 Run as a module to fetch the files the installed strawberry names (needs `npm`).
 """
 
@@ -23,12 +25,16 @@ MOUNT = "graphql/assets/"  # relative to the page at .../graphql, so a path pref
 _URL = re.compile(re.escape(CDN) + r'([^"\s]+)')
 
 
+def local_name(cdn_path: str) -> str:
+    return cdn_path.replace("/", "__")
+
+
 def cdn_paths(html: str) -> list[str]:
     return _URL.findall(html)
 
 
 def missing(html: str) -> list[str]:
-    return [path for path in cdn_paths(html) if not (ASSETS / path).is_file()]
+    return [path for path in cdn_paths(html) if not (ASSETS / local_name(path)).is_file()]
 
 
 def local_html(html: str) -> str:
@@ -39,26 +45,24 @@ def local_html(html: str) -> str:
             "GraphiQL assets missing locally (%s): the page loads them from %s", ", ".join(absent), CDN
         )
         return html
-    return html.replace(CDN, MOUNT)
+    return _URL.sub(lambda match: MOUNT + local_name(match.group(1)), html)
 
 
 def fetch(paths: list[str]) -> None:
     """Download the named files through `npm pack` (package@version/inner/path)."""
     for path in paths:
-        scoped = path.startswith("@")
         parts = path.split("/")
-        package, inner = ("/".join(parts[:2]), parts[2:]) if scoped else (parts[0], parts[1:])
+        split = 2 if path.startswith("@") else 1  # @scope/name@version
+        package, inner = "/".join(parts[:split]), "/".join(parts[split:])
         with tempfile.TemporaryDirectory() as tmp:
             subprocess.run(
                 ["npm", "pack", package, "--silent"], cwd=tmp, check=True, stdout=subprocess.DEVNULL
             )
             (archive,) = Path(tmp).glob("*.tgz")
             with tarfile.open(archive) as tar:
-                member = tar.extractfile("package/" + "/".join(inner))
+                member = tar.extractfile(f"package/{inner}")
                 assert member is not None, path
-                target = ASSETS / path
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(member.read())
+                (ASSETS / local_name(path)).write_bytes(member.read())
         print(f"fetched {path}")
 
 
