@@ -15,7 +15,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -151,7 +150,7 @@ class LiveHub:
     def __init__(self, runtime: Runtime, *, redis_url: str | None = None, prefix: str | None = None):
         self._runtime = runtime
         self._redis_url = redis_url if redis_url is not None else runtime.settings.redis_url
-        self.prefix = prefix or os.environ.get("HBI_LIVE_PREFIX") or DEFAULT_PREFIX
+        self.prefix = prefix or runtime.settings.live_prefix or DEFAULT_PREFIX
         self._channels: dict[str, _Channel] = {}
         self._redis: Redis | None = None
         self.polls = 0  # polls this process ran, for /healthz and tests

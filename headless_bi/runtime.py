@@ -41,6 +41,7 @@ class Settings:
     max_complexity: int = 5_000
     max_body_bytes: int = 1_000_000
     live_min_interval_s: float = 1.0
+    live_prefix: str = "hbi:live:"  # Redis key prefix, so several deployments can share one Redis
     watch_models: bool = False
     query_threads: int = 8
 
@@ -84,7 +85,9 @@ class Runtime:
     @classmethod
     def start(cls, settings: Settings) -> Runtime:
         model = load_models(settings.models)
-        warehouse = open_warehouse(settings.warehouse, timeout_s=settings.query_timeout_s)
+        warehouse = open_warehouse(
+            settings.warehouse, timeout_s=settings.query_timeout_s, pool_size=settings.query_threads
+        )
         return cls(settings, warehouse, model)
 
     @property

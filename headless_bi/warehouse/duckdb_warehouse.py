@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import queue
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +11,7 @@ import duckdb
 import pyarrow as pa
 
 from headless_bi.errors import HeadlessBIError, QueryError, QueryTimeoutError
+from headless_bi.warehouse.watchdog import WATCHDOG
 
 _SESSION_SETUP = ("SET TimeZone = 'UTC'",)
 
@@ -116,28 +116,16 @@ class DuckDBWarehouse:
 
     @staticmethod
     def _run(cursor: duckdb.DuckDBPyConnection, sql: str, timeout_s: float | None, limit: float) -> pa.Table:
-        # The timer interrupts only while this query runs: `finished` is set under the lock before
-        # the cursor goes back to the pool, so a late timer cannot hit the next caller's query.
-        lock = threading.Lock()
-        state = {"finished": False, "fired": False}
-
-        def interrupt() -> None:
-            with lock:
-                if not state["finished"]:
-                    state["fired"] = True
-                    cursor.interrupt()
-
-        timer = threading.Timer(timeout_s, interrupt) if timeout_s is not None else None
-        if timer is not None:
-            timer.daemon = True
-            timer.start()
+        # The deadline interrupts only while this query runs: it is cancelled (under its lock) before
+        # the cursor goes back to the pool, so a late deadline cannot hit the next caller's query.
+        deadline = WATCHDOG.schedule(timeout_s, cursor.interrupt) if timeout_s is not None else None
         try:
             # `sql()` + `to_arrow_table()` is duckdb 2.0's copy-free Arrow path; statements that
             # return nothing (SET, CREATE without rows) give None.
             relation = cursor.sql(sql)
             return relation.to_arrow_table() if relation is not None else pa.table({})
         except duckdb.InterruptException as exc:
-            if state["fired"]:
+            if deadline is not None and deadline.fired:
                 raise QueryTimeoutError(
                     f"Query exceeded the time limit of {limit:g} s and was cancelled."
                 ) from exc
@@ -145,7 +133,5 @@ class DuckDBWarehouse:
         except duckdb.Error as exc:
             raise QueryError(str(exc)) from exc
         finally:
-            with lock:
-                state["finished"] = True
-            if timer is not None:
-                timer.cancel()
+            if deadline is not None:
+                deadline.cancel()
