@@ -281,8 +281,43 @@ def main() -> None:
             f"API overhead on the small query, 1 client: +{added:.2f} ms at p50 ({verdict} the < 2 ms "
             f"target); of that, client + HTTP alone (a static file): {http:.2f} ms"
         )
+        in_process = asyncio.run(graphql_in_process(path))
+        print(
+            f"in process (no HTTP), small query: GraphQL load p50 {in_process[0]:.2f} ms, "
+            f"runtime.run p50 {in_process[1]:.2f} ms: GraphQL adds {in_process[0] - in_process[1]:+.2f} ms"
+        )
         if os.environ.get("HBI_BENCH_JSON"):
             Path(os.environ["HBI_BENCH_JSON"]).write_text(json.dumps(summary, indent=2))
+
+
+async def graphql_in_process(path: Path, rounds: int = 300) -> tuple[float, float]:
+    """p50 of the small query through the GraphQL schema and through `runtime.run`, same process."""
+    from headless_bi.graphql.context import make_context
+    from headless_bi.graphql.schema import build_schema
+    from headless_bi.runtime import Runtime, Settings
+
+    runtime = Runtime.start(Settings(models=str(MODELS), warehouse=str(path)))
+    schema = build_schema(runtime.model, runtime.settings)
+
+    async def graphql() -> None:
+        result = await schema.execute(LOAD, variable_values={"q": SMALL}, context_value=make_context(runtime))
+        assert not result.errors, result.errors
+
+    async def direct() -> None:
+        _ = (await runtime.run(SMALL)).data
+
+    medians = []
+    for call in (graphql, direct):
+        for _ in range(20):
+            await call()
+        samples = []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            await call()
+            samples.append((time.perf_counter() - started) * 1e3)
+        medians.append(sorted(samples)[len(samples) // 2])
+    runtime.close()
+    return medians[0], medians[1]
 
 
 def _added(summary: dict[str, Any], key: str) -> float:
