@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "hbi:live:"
+MAX_INTERVAL_S = 3600.0  # a longer interval is polled hourly
+MAX_KEEP_S = 3600.0  # the latest result stays in Redis at most this long
 _LARGE_PAYLOAD = 256 * 1024  # decode bigger Redis payloads in a thread, off the event loop
 # Compare-and-renew / compare-and-delete: a process only touches a lease it still holds.
 _IF_HELD = "if redis.call('get', KEYS[1]) == ARGV[1] then return "
@@ -70,8 +72,9 @@ class _Snapshot:
 
 
 def _snapshot(data: list[dict[str, Any]], refreshed_at: datetime) -> _Snapshot:
-    rows = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
-    fingerprint = hashlib.sha256(rows.encode()).hexdigest()
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    fingerprint = hashlib.sha256(canonical.encode()).hexdigest()
+    rows = json.dumps(data, separators=(",", ":"), default=str)  # column order as the query gave it
     payload = f'{{"fp":"{fingerprint}","refreshed_at":"{refreshed_at.isoformat()}","data":{rows}}}'
     return _Snapshot(LiveUpdate(data, refreshed_at), fingerprint, payload)
 
@@ -159,8 +162,9 @@ class LiveHub:
         self, query: dict[str, Any], interval_s: float, context_key: str = ""
     ) -> AsyncIterator[LiveUpdate]:
         """The current result at once, then each changed result; a failed poll raises and ends it."""
-        interval = max(float(interval_s), self._runtime.settings.live_min_interval_s)
-        key = live_key(query, context_key)
+        interval = min(max(float(interval_s), self._runtime.settings.live_min_interval_s), MAX_INTERVAL_S)
+        # The model version is part of the key: after a reload nobody is served the old model's result.
+        key = live_key(query, f"{context_key}|{self._runtime.model.version}")
         channel = self._channels.get(key)
         if channel is None or channel.failed:
             channel = self._channels[key] = _Channel(key, query)
@@ -288,7 +292,7 @@ class _RedisRelay:
                                 await pipe.execute()
                             channel.fail(error)
                             return
-                        keep_ms = int(max(10 * interval, 60.0) * 1000)
+                        keep_ms = int(min(max(10 * interval, 60.0), MAX_KEEP_S) * 1000)
                         if channel.deliver(snapshot.update, snapshot.fingerprint):
                             async with self.redis.pipeline(transaction=False) as pipe:
                                 pipe.set(latest_key, snapshot.payload, px=keep_ms)

@@ -75,7 +75,7 @@ class Runtime:
     settings: Settings
     warehouse: Warehouse
     _model: SemanticModel
-    _listeners: list[Callable[[SemanticModel], None]] = field(default_factory=list)
+    _listeners: list[Callable[[SemanticModel], Callable[[], None]]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     live: LiveHub = field(init=False, repr=False)  # live queries; `await live.aclose()` on shutdown
 
@@ -95,18 +95,22 @@ class Runtime:
         return self._model
 
     def reload(self) -> SemanticModel:
-        """Load the models again; on a ModelError the running version stays in place."""
+        """Load the models again and swap them in with everything built from them (the GraphQL
+        schema), or not at all: if loading or any preparation fails, the running version stays."""
         model = load_models(self.settings.models)
+        if model.version == self._model.version:
+            return self._model
+        commits = [prepare(model) for prepare in list(self._listeners)]  # may raise: nothing swapped yet
         with self._lock:
-            changed = model.version != self._model.version
             self._model = model
-        if changed:
-            for listener in list(self._listeners):
-                listener(model)
+            for commit in commits:
+                commit()
         return model
 
-    def on_reload(self, listener: Callable[[SemanticModel], None]) -> None:
-        self._listeners.append(listener)
+    def on_reload(self, prepare: Callable[[SemanticModel], Callable[[], None]]) -> None:
+        """`prepare(new_model)` builds what depends on the model and returns the function that
+        installs it; it runs before the swap and may raise to refuse the new version."""
+        self._listeners.append(prepare)
 
     def query(self, query: dict[str, Any], *, now: datetime | None = None) -> QueryResult:
         """Run on the calling thread (CLI, workers)."""

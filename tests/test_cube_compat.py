@@ -235,3 +235,15 @@ def test_unreadable_and_multi_statement_models_are_located(tmp_path: Path):
     messages = {Path(i.file).name: i.message for i in issues}
     assert "UTF-8" in messages["latin1.yml"]
     assert "single expression" in messages["bad.yml"]
+
+
+def test_ordering_by_a_time_asked_both_plain_and_bucketed_orders_the_plain_value(shop):
+    query = {
+        "measures": ["orders.count"],
+        "dimensions": ["orders.created_at"],
+        "timeDimensions": [{"dimension": "orders.created_at", "granularity": "month"}],
+        "order": {"orders.created_at": "desc"},
+        "limit": 2,
+    }
+    got = [r["orders.created_at"] for r in rows(shop, query)]
+    assert got == ["2024-03-05T12:00:00.000", "2024-03-02T23:30:00.000"]

@@ -618,8 +618,12 @@ def test_depth_and_complexity_limits(tpch):
     )
     assert costly["extensions"]["code"] == "LIMIT_EXCEEDED" and "300" in costly["message"]
     assert ok(strict, "{ cube { orders { count } } }")["cube"][0]["orders"]["count"] == 150000
-    # Introspection is free and not depth-limited: GraphiQL's query must keep working.
-    assert ok(strict, "{ __schema { types { name fields { name type { name ofType { name } } } } } }")
+    # Introspection is not depth-limited and costs a quarter of the limit: GraphiQL's query keeps
+    # working, a document of many aliased introspections does not (it would hold the event loop).
+    introspection = "__schema { types { name fields { name type { name ofType { name } } } } }"
+    assert ok(strict, "{ " + introspection + " }")
+    aliased = error(strict, "{ " + " ".join(f"a{i}: {introspection}" for i in range(5)) + " }")
+    assert aliased["extensions"]["code"] == "LIMIT_EXCEEDED"
 
 
 def test_internal_errors_are_masked_and_logged(tpch, caplog):

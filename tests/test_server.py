@@ -468,6 +468,7 @@ def test_get_query(tpch_server: Server) -> None:
         (b'"just a string"', {"Content-Type": "application/json"}, 400),
         (b"42", {"Content-Type": "application/json"}, 400),
         (b'{"query": 42}', {"Content-Type": "application/json"}, 400),
+        (b'{"query": "{ __typename \xff }"}', {"Content-Type": "application/json"}, 400),  # not UTF-8
         (b'{"query": "{ __typename }"}', {"Content-Type": "text/plain"}, 415),
         (b"query=%7B__typename%7D", {"Content-Type": "application/x-www-form-urlencoded"}, 415),
         (b'{"query": "{ __typename }"}', {}, 415),

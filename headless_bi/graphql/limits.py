@@ -10,6 +10,7 @@ Fragments are costed once per type and reused, so nested fragment spreads cannot
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from graphql import (
     FieldNode,
@@ -21,6 +22,8 @@ from graphql import (
     GraphQLObjectType,
     GraphQLOutputType,
     InlineFragmentNode,
+    ListValueNode,
+    ObjectValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
     ValidationContext,
@@ -35,7 +38,10 @@ from headless_bi.errors import LIMIT_EXCEEDED
 CACHE_SIZE = 512  # distinct documents whose parse and validation are kept
 LIST_FACTOR = 10
 WAREHOUSE_COST = 100
-WAREHOUSE_FIELDS = frozenset({("Query", "cube"), ("Query", "load"), ("Subscription", "live")})
+WAREHOUSE_FIELDS = frozenset(
+    {("Query", "cube"), ("Query", "load"), ("Subscription", "live"), ("Mutation", "reloadModels")}
+)
+INTROSPECTION_SHARE = 4  # `__schema` / `__type` walk the whole schema: each costs 1/4 of the limit
 
 
 def limit_extensions(max_depth: int, max_complexity: int) -> list[Callable[[], SchemaExtension]]:
@@ -101,12 +107,12 @@ class _Coster:
     def field(self, node: FieldNode, parent: GraphQLNamedType | None) -> int:
         name = node.name.value
         if name.startswith("__"):
-            return 0
+            return max(1, self.ceiling // INTROSPECTION_SHARE) if name in ("__schema", "__type") else 0
         definition = parent.fields.get(name) if isinstance(parent, GraphQLObjectType) else None
         if definition is None:
             return 1  # unknown field: another rule reports it
         child = self.selection(node.selection_set, get_named_type(definition.type))
-        cost = 1 + child * (LIST_FACTOR if _is_list(definition.type) else 1)
+        cost = 1 + _input_size(node.arguments) + child * (LIST_FACTOR if _is_list(definition.type) else 1)
         if (parent.name, name) in WAREHOUSE_FIELDS:
             cost += WAREHOUSE_COST
         return cost
@@ -122,6 +128,21 @@ class _Coster:
             self.fragments[key] = self.selection(fragment.selection_set, target)
             self.active.discard(name)
         return self.fragments[key]
+
+
+def _input_size(values: Any) -> int:
+    """Literal argument nodes: a where-clause of thousands of terms costs what it takes to process."""
+    total = 0
+    stack = list(values or ())
+    while stack:
+        node = stack.pop()
+        total += 1
+        stack.extend(getattr(node, "fields", None) or ())
+        stack.extend(getattr(node, "values", None) or ())
+        value = getattr(node, "value", None)
+        if isinstance(value, ObjectValueNode | ListValueNode):
+            stack.append(value)
+    return total
 
 
 def _is_list(kind: GraphQLOutputType) -> bool:

@@ -44,7 +44,9 @@ def cube_field(typed: TypedModel) -> StrawberryField:
         def shape() -> list[Any]:
             dates = frozenset()
             if timezone != "UTC" and any(p.plain for p in plan.times.values()):
-                dates = bind_model(runtime.model, runtime.warehouse).calendar_dates
+                cal = bind_model(runtime.model, runtime.warehouse).calendar_dates
+                views = runtime.model.views.values()  # a view member is a date if its cube member is
+                dates = cal | {m.path for v in views for m in v.members.values() if m.target.path in cal}
             return reshape(result.data, plan, typed, timezone, dates)
 
         return await _off_loop(result, shape)

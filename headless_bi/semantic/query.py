@@ -373,7 +373,8 @@ class _Parser:
                 f"order must be an object or a list of [member, 'asc'|'desc'] pairs, got {raw!r}", value=raw
             )
         keys = {d.key: d.key for d in dimensions} | {m.name: m.name for m in measures}
-        keys |= {d.ref.name: d.key for d in dimensions if d.granularity}
+        # A bucketed time may be ordered by its plain name, unless the plain value is asked for too.
+        keys |= {d.ref.name: d.key for d in dimensions if d.granularity and d.ref.name not in keys}
         out = []
         for name, direction in pairs:
             if not isinstance(name, str) or name not in keys:

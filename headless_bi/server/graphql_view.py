@@ -93,7 +93,10 @@ class GraphQLView(GraphQL):
         return self._make_context(self._runtime, request=request, response=response)
 
     def parse_json(self, data: str | bytes) -> Any:
-        parsed = super().parse_json(data)
+        try:
+            parsed = super().parse_json(data)
+        except UnicodeDecodeError:
+            raise HTTPException(400, "The request body is not UTF-8 text.") from None
         if not isinstance(parsed, dict | list):
             raise HTTPException(400, "The request body must be a JSON object (or a list of them).")
         return parsed

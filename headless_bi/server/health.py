@@ -50,7 +50,12 @@ class Health:
 
     def _probe(self) -> str | None:
         try:
-            self._runtime.warehouse.execute("SELECT 1 AS ok", timeout_s=self._timeout_s)
+            warehouse = self._runtime.warehouse
+            ping = getattr(warehouse, "ping", None)
+            if ping is not None:
+                ping(self._timeout_s)
+            else:
+                warehouse.execute("SELECT 1 AS ok", timeout_s=self._timeout_s)
         except HeadlessBIError as exc:
             return exc.message
         except Exception as exc:

@@ -15,6 +15,7 @@ from typing import Any
 
 from strawberry.schema import BaseSchema
 
+from headless_bi.errors import HeadlessBIError
 from headless_bi.runtime import Runtime, Settings
 from headless_bi.semantic.model import SemanticModel
 
@@ -42,20 +43,19 @@ class CurrentSchema:
         self.version = runtime.model.version
         runtime.on_reload(self.rebuild)
 
-    def rebuild(self, model: SemanticModel) -> bool:
-        """Build the schema for `model` (on the reloading thread) and swap it in; False if it failed."""
+    def rebuild(self, model: SemanticModel) -> Callable[[], None]:
+        """Build the schema for `model` before the runtime swaps models; a failure refuses the reload,
+        so the model and the schema never disagree."""
         try:
             schema = self._factory(model, self._runtime.settings)
-        except Exception:
-            log.exception(
-                "GraphQL schema for model version %s failed to build; still serving %s",
-                model.version,
-                self.version,
-            )
-            return False
-        with self._lock:
-            if self._runtime.model is not model:
-                return False  # a newer reload happened meanwhile; its own rebuild installs its schema
-            self.schema, self.version = schema, model.version
-        log.info("GraphQL schema now serves model version %s", model.version)
-        return True
+        except Exception as exc:
+            log.exception("GraphQL schema for model version %s failed to build", model.version)
+            message = f"the models load, but their GraphQL schema cannot be built: {exc}"
+            raise HeadlessBIError(message) from None
+
+        def install() -> None:
+            with self._lock:
+                self.schema, self.version = schema, model.version
+            log.info("GraphQL schema now serves model version %s", model.version)
+
+        return install

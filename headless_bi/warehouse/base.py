@@ -21,6 +21,10 @@ class Warehouse(Protocol):
         """Run one query; `timeout_s=None` means the warehouse's default limit."""
         ...
 
+    def ping(self, timeout_s: float = 2.0) -> None:
+        """Prove the database answers, outside the query pool; raise QueryError if it does not."""
+        ...
+
     def close(self) -> None:
         """Release connections; later calls to `execute` fail."""
         ...

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,6 +44,8 @@ class DuckDBWarehouse:
         except duckdb.Error as exc:
             raise QueryError(f"Cannot open DuckDB database '{path}': {exc}") from exc
         self._pool: queue.Queue[duckdb.DuckDBPyConnection] = queue.Queue()
+        self._ping_lock = threading.Lock()
+        self._ping_cursor: duckdb.DuckDBPyConnection | None = None
         self._closed = False
         for _ in range(pool_size):
             cursor = self._con.cursor()
@@ -78,6 +81,13 @@ class DuckDBWarehouse:
             name = table if is_current else f"{schema}.{table}"
             out.setdefault(name, {})[column] = data_type
         return out
+
+    def ping(self, timeout_s: float = 2.0) -> None:
+        """`SELECT 1` on a session of its own: a busy query pool must not look like a dead database."""
+        with self._ping_lock:
+            if self._ping_cursor is None:
+                self._ping_cursor = self._con.cursor()
+            self._run(self._ping_cursor, "SELECT 1", timeout_s, timeout_s)
 
     def close(self) -> None:
         """Close idle cursors and the database; cursors still in use are closed when returned."""

@@ -152,6 +152,15 @@ class PostgresWarehouse:
                 raise QueryError(f"Cannot load {parquet_path} into {table_name}: {_message(exc)}") from exc
         return parquet.metadata.num_rows
 
+    def ping(self, timeout_s: float = 2.0) -> None:
+        """`SELECT 1` on a connection of its own, so a busy pool does not look like a dead server."""
+        try:
+            params = {**self._params, "connect_timeout": max(1, round(timeout_s))}
+            with psycopg.connect(**params, autocommit=True) as conn:
+                conn.execute("SELECT 1")
+        except psycopg.Error as exc:
+            raise QueryError(_message(exc)) from exc
+
     def close(self) -> None:
         """Close idle connections; connections in use are closed when returned."""
         self._closed = True
