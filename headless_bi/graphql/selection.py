@@ -79,6 +79,7 @@ def plan_query(roots: Iterable[SelectedField], typed: TypedModel, options: dict[
     if dimensions:
         query["dimensions"] = list(dimensions)
     time_dims = [{"dimension": p, "granularity": g} for p, pick in times.items() for g in pick.granularities]
+    filters = _date_ranges_to_time_dimensions(filters, time_dims)
     if time_dims:
         query["timeDimensions"] = time_dims
     if filters:
@@ -91,6 +92,22 @@ def plan_query(roots: Iterable[SelectedField], typed: TypedModel, options: dict[
         if given(options.get(key)):
             query[key] = options[key]
     return Plan(query, owners, times)
+
+
+def _date_ranges_to_time_dimensions(
+    filters: list[dict[str, Any]], time_dims: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """A top-level `inDateRange` on a bucketed time becomes its `dateRange`, as Cube's GraphQL does:
+    the same rows, and a rolling window then takes its buckets (and history) from the range."""
+    kept = []
+    for item in filters:
+        targets = [td for td in time_dims if td["dimension"] == item.get("member") and "dateRange" not in td]
+        if item.get("operator") == "inDateRange" and targets:
+            for td in targets:
+                td["dateRange"] = item.get("values")
+        else:
+            kept.append(item)
+    return kept
 
 
 def _pick_time(selections: list[Selection], pick: TimePick) -> None:
