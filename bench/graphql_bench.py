@@ -51,20 +51,7 @@ MODELS = ROOT / "semantic_models" / "tpch"
 CONCURRENCY = (1, 8, 32)
 
 SMALL = {"measures": ["orders.count"], "dimensions": ["orders.orderstatus"]}
-Q1 = {
-    "measures": [
-        "lineitem.quantity",
-        "lineitem.extended_price",
-        "lineitem.revenue",
-        "lineitem.charge",
-        "lineitem.avg_quantity",
-        "lineitem.avg_price",
-        "lineitem.avg_discount",
-        "lineitem.count",
-    ],
-    "dimensions": ["lineitem.returnflag", "lineitem.linestatus"],
-    "filters": [{"member": "lineitem.shipdate", "operator": "beforeOrOnDate", "values": ["1998-09-02"]}],
-}
+Q1 = {k: v for k, v in json.loads((MODELS / "tpch_questions.json").read_text())["Q1"].items() if k != "order"}
 STATIC = "/assets/js-cookie@3.0.5__dist__js.cookie.min.js"  # 1.7 kB, under /graphql
 LOAD = "query Load($q: QueryInput!) { load(query: $q) { data } }"
 TYPED_SMALL = "{ cube { orders { orderstatus count } } }"

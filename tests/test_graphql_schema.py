@@ -137,21 +137,7 @@ query Q1 {
   }
 }
 """
-Q1_JSON = {
-    "measures": [
-        "lineitem.quantity",
-        "lineitem.extended_price",
-        "lineitem.revenue",
-        "lineitem.charge",
-        "lineitem.avg_quantity",
-        "lineitem.avg_price",
-        "lineitem.avg_discount",
-        "lineitem.count",
-    ],
-    "dimensions": ["lineitem.returnflag", "lineitem.linestatus"],
-    "filters": [{"member": "lineitem.shipdate", "operator": "beforeOrOnDate", "values": ["1998-09-02"]}],
-    "order": [["lineitem.returnflag", "asc"], ["lineitem.linestatus", "asc"]],
-}
+Q1_JSON = json.loads((ROOT / "semantic_models" / "tpch" / "tpch_questions.json").read_text())["Q1"]
 Q1_SQL = """
 SELECT l_returnflag, l_linestatus, sum(l_quantity), sum(l_extendedprice),
        sum(l_extendedprice * (1 - l_discount)), sum(l_extendedprice * (1 - l_discount) * (1 + l_tax)),

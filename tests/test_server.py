@@ -65,30 +65,9 @@ TYPED_Q6 = """{
   }
 }"""
 
-Q1 = {
-    "measures": [
-        "lineitem.quantity",
-        "lineitem.extended_price",
-        "lineitem.revenue",
-        "lineitem.charge",
-        "lineitem.avg_quantity",
-        "lineitem.avg_price",
-        "lineitem.avg_discount",
-        "lineitem.count",
-    ],
-    "dimensions": ["lineitem.returnflag", "lineitem.linestatus"],
-    "filters": [{"member": "lineitem.shipdate", "operator": "beforeOrOnDate", "values": ["1998-09-02"]}],
-    "order": [["lineitem.returnflag", "asc"], ["lineitem.linestatus", "asc"]],
-}
-Q6 = {
-    "measures": ["lineitem.discount_amount"],
-    "timeDimensions": [{"dimension": "lineitem.shipdate", "dateRange": ["1994-01-01", "1994-12-31"]}],
-    "filters": [
-        {"member": "lineitem.discount", "operator": "gte", "values": ["0.05"]},
-        {"member": "lineitem.discount", "operator": "lte", "values": ["0.07"]},
-        {"member": "lineitem.quantity_value", "operator": "lt", "values": [24]},
-    ],
-}
+# The TPC-H questions as semantic queries, shared with the answer tests and the benchmarks.
+QUESTIONS = json.loads((TPCH_MODELS / "tpch_questions.json").read_text())
+Q1, Q6 = QUESTIONS["Q1"], QUESTIONS["Q6"]
 SMALL = {
     "measures": ["orders.count"],
     "dimensions": ["orders.orderstatus"],
