@@ -595,7 +595,10 @@ def test_depth_and_complexity_limits(tpch):
     runtime, _ = tpch
     strict = (
         runtime,
-        build_schema(runtime.model, replace(runtime.settings, max_depth=3, max_complexity=300)),
+        # a default of 1,000 rows keeps a typed cube field at 10 per selected field
+        build_schema(
+            runtime.model, replace(runtime.settings, max_depth=3, max_complexity=300, default_limit=1000)
+        ),
     )
     deep = error(strict, "{ cube { orders { orderdate { zoned { day } } } } }")
     assert deep["extensions"]["code"] == "LIMIT_EXCEEDED" and "depth" in deep["message"]
@@ -748,3 +751,13 @@ def test_demo_typed_query_runs(demo):
     assert len(rows) == 3
     revenues = [r["sales"]["revenue"] for r in rows]
     assert revenues == sorted(revenues, reverse=True)
+
+
+def test_typed_rows_times_fields_count_toward_the_cost(tpch):
+    """50,000 typed rows x 13 values would hold the event loop for seconds: refused before it runs."""
+    big = (
+        "{ cube(ungrouped: true, limit: 50000) { lineitem { orderkey linenumber returnflag linestatus "
+        "shipmode revenue shipdate { value day zoned { value day } } } } }"
+    )
+    assert error(tpch, big)["extensions"]["code"] == "LIMIT_EXCEEDED"
+    assert ok(tpch, "{ cube(limit: 50000) { lineitem { returnflag revenue } } }")["cube"]

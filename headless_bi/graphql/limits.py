@@ -22,6 +22,7 @@ from graphql import (
     GraphQLObjectType,
     GraphQLOutputType,
     InlineFragmentNode,
+    IntValueNode,
     ListValueNode,
     ObjectValueNode,
     OperationDefinitionNode,
@@ -37,6 +38,9 @@ from headless_bi.errors import LIMIT_EXCEEDED
 
 CACHE_SIZE = 512  # distinct documents whose parse and validation are kept
 LIST_FACTOR = 10
+# A typed `cube` field costs rows / 100 per selected field (at least LIST_FACTOR): its rows become
+# objects on the event loop, so 50,000 rows x 15 fields (seconds of loop time) is over the default limit.
+ROW_VALUES_PER_COST = 100
 WAREHOUSE_COST = 100
 WAREHOUSE_FIELDS = frozenset(
     {("Query", "cube"), ("Query", "load"), ("Subscription", "live"), ("Mutation", "reloadModels")}
@@ -44,13 +48,15 @@ WAREHOUSE_FIELDS = frozenset(
 INTROSPECTION_SHARE = 4  # `__schema` / `__type` walk the whole schema: each costs 1/4 of the limit
 
 
-def limit_extensions(max_depth: int, max_complexity: int) -> list[Callable[[], SchemaExtension]]:
+def limit_extensions(
+    max_depth: int, max_complexity: int, default_limit: int = 10_000, max_rows: int = 50_000
+) -> list[Callable[[], SchemaExtension]]:
     """Extension factories (a fresh instance per request, as strawberry recommends).
 
     The rule classes are made once per schema, so the validation cache can key on them: a document
     seen before is neither parsed nor validated again (about 1-3 ms per request in Python).
     """
-    rules = [create_validator(max_depth, None), complexity_rule(max_complexity)]
+    rules = [create_validator(max_depth, None), complexity_rule(max_complexity, default_limit, max_rows)]
     return [
         lambda: ParserCache(maxsize=CACHE_SIZE),
         lambda: AddValidationRules(rules),
@@ -58,13 +64,16 @@ def limit_extensions(max_depth: int, max_complexity: int) -> list[Callable[[], S
     ]
 
 
-def complexity_rule(max_complexity: int) -> type[ValidationRule]:
+def complexity_rule(
+    max_complexity: int, default_limit: int = 10_000, max_rows: int = 50_000
+) -> type[ValidationRule]:
     class ComplexityRule(ValidationRule):
         def enter_operation_definition(self, node: OperationDefinitionNode, *_: object) -> None:
             root = self.context.schema.get_root_type(node.operation)
             if root is None:
                 return
-            cost = _Coster(self.context, max_complexity).selection(node.selection_set, root)
+            coster = _Coster(self.context, max_complexity, default_limit, max_rows)
+            cost = coster.selection(node.selection_set, root)
             if cost > max_complexity:
                 name = node.name.value if node.name else "anonymous"
                 self.report_error(
@@ -81,9 +90,11 @@ def complexity_rule(max_complexity: int) -> type[ValidationRule]:
 
 
 class _Coster:
-    def __init__(self, context: ValidationContext, ceiling: int):
+    def __init__(self, context: ValidationContext, ceiling: int, default_limit: int, max_rows: int):
         self.context = context
         self.ceiling = ceiling
+        self.default_limit = default_limit
+        self.max_rows = max_rows
         self.fragments: dict[tuple[str, str], int] = {}
         self.active: set[str] = set()
 
@@ -112,10 +123,26 @@ class _Coster:
         if definition is None:
             return 1  # unknown field: another rule reports it
         child = self.selection(node.selection_set, get_named_type(definition.type))
-        cost = 1 + _input_size(node.arguments) + child * (LIST_FACTOR if _is_list(definition.type) else 1)
+        if (parent.name, name) == ("Query", "cube"):
+            # Typed rows are turned into objects on the event loop: cost grows with rows x fields.
+            factor = max(LIST_FACTOR, self.rows(node) // ROW_VALUES_PER_COST)
+        else:
+            factor = LIST_FACTOR if _is_list(definition.type) else 1
+        cost = 1 + _input_size(node.arguments) + child * factor
         if (parent.name, name) in WAREHOUSE_FIELDS:
             cost += WAREHOUSE_COST
         return cost
+
+    def rows(self, node: FieldNode) -> int:
+        """The row count a `cube` field may return: its literal `limit`, else the configured bound."""
+        for argument in node.arguments or ():
+            if argument.name.value == "limit":
+                value = argument.value
+                # over max_rows the compiler refuses it, naming the limit
+                return (
+                    min(int(value.value), self.max_rows) if isinstance(value, IntValueNode) else self.max_rows
+                )
+        return self.default_limit
 
     def spread(self, name: str) -> int:
         fragment = self.context.get_fragment(name)

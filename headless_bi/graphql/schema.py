@@ -84,7 +84,12 @@ def _build(model: SemanticModel, settings: Settings) -> strawberry.Schema:
         mutation=mutation,
         subscription=subscription,
         config=StrawberryConfig(auto_camel_case=False, scalar_map={DateTime: DATETIME_SCALAR}),
-        extensions=[ErrorCodes, *limit_extensions(settings.max_depth, settings.max_complexity)],
+        extensions=[
+            ErrorCodes,
+            *limit_extensions(
+                settings.max_depth, settings.max_complexity, settings.default_limit, settings.max_rows
+            ),
+        ],
     )
     _fast_cube_fields(schema, typed)
     return schema
