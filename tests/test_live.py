@@ -22,25 +22,7 @@ from headless_bi.live import LiveHub, LiveUpdate, live_key
 from headless_bi.runtime import Runtime, Settings
 
 REDIS_URL = os.environ.get("HBI_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-MODEL = """
-cubes:
-  - name: events
-    sql_table: events
-    dimensions:
-      - name: id
-        sql: id
-        type: number
-        primary_key: true
-      - name: kind
-        sql: kind
-        type: string
-    measures:
-      - name: count
-        type: count
-      - name: amount
-        sql: amount
-        type: sum
-"""
+MODEL = (Path(__file__).parent / "models" / "live" / "events.yml").read_text()
 COUNT = {"measures": ["events.count", "events.amount"]}
 BY_KIND = {"measures": ["events.count"], "dimensions": ["events.kind"], "order": {"events.kind": "asc"}}
 INTERVAL = 0.05

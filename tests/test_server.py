@@ -88,25 +88,7 @@ cubes:
         sql: bucket
         type: sum
 """
-EVENTS_CUBE = """
-cubes:
-  - name: events
-    sql_table: events
-    dimensions:
-      - name: id
-        sql: id
-        type: number
-        primary_key: true
-      - name: kind
-        sql: kind
-        type: string
-    measures:
-      - name: count
-        type: count
-      - name: amount
-        sql: amount
-        type: sum
-"""
+EVENTS_CUBE = (Path(__file__).parent / "models" / "live" / "events.yml").read_text()
 EVENTS_QUERY = {"measures": ["events.count", "events.amount"]}
 
 
