@@ -1,0 +1,1 @@
+"""Forecasting, anomaly detection and insights over semantic queries (not built yet)."""
