@@ -16,7 +16,6 @@ from strawberry import UNSET
 from strawberry.types.field import StrawberryField
 
 from headless_bi.errors import ForbiddenError, HeadlessBIError, QueryError
-from headless_bi.graphql import visibility
 from headless_bi.graphql.catalog import build_meta
 from headless_bi.graphql.context import context_key
 from headless_bi.graphql.generic import columns, given, to_query_dict
@@ -82,7 +81,6 @@ async def load(info: strawberry.Info, query: QueryInput) -> LoadResult:
     """Run a query given as Cube's query JSON (for tools that build queries at run time)."""
     runtime: Runtime = info.context["runtime"]
     query_dict = to_query_dict(query)
-    visibility.check_query(runtime.model, query_dict)
     result = await runtime.run(query_dict)
     data = await _off_loop(result, lambda: result.data)
     return LoadResult(
@@ -115,7 +113,6 @@ async def live(
     hub = getattr(runtime, "live", None)
     if hub is None:
         raise HeadlessBIError("live queries are not enabled on this server")
-    visibility.check_query(runtime.model, query_dict)
     await asyncio.to_thread(_validate, runtime, query_dict)  # errors now, not on the first refresh
     async for update in hub.subscribe(query_dict, interval, context_key(info.context)):
         yield LiveUpdate(data=update.data, refreshedAt=update.refreshed_at)
