@@ -15,6 +15,8 @@ UNKNOWN_MEMBER = "UNKNOWN_MEMBER"
 FORBIDDEN = "FORBIDDEN"
 TIMEOUT = "TIMEOUT"
 LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
+UNAUTHENTICATED = "UNAUTHENTICATED"
+RATE_LIMITED = "RATE_LIMITED"
 INTERNAL = "INTERNAL"
 
 
@@ -64,6 +66,20 @@ class LimitExceededError(HeadlessBIError):
 
 class ForbiddenError(HeadlessBIError):
     code = FORBIDDEN
+
+
+class AuthenticationError(HeadlessBIError):
+    """Missing, expired, tampered or revoked credentials: the message says which, never why not."""
+
+    code = UNAUTHENTICATED
+
+
+class RateLimitedError(HeadlessBIError):
+    code = RATE_LIMITED
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True)

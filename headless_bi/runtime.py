@@ -18,6 +18,7 @@ from typing import Any
 
 from headless_bi.live import LiveHub
 from headless_bi.semantic.loader import load_models
+from headless_bi.security.context import SecurityContext
 from headless_bi.semantic.model import SemanticModel
 from headless_bi.service import QueryResult, run_query
 from headless_bi.warehouse.base import Warehouse
@@ -44,6 +45,12 @@ class Settings:
     live_prefix: str = "hbi:live:"  # Redis key prefix, so several deployments can share one Redis
     watch_models: bool = False
     query_threads: int = 8
+    # Security: with no role here, a request without credentials is refused; set e.g. "Viewer" to let
+    # anonymous callers in with that role's policies.
+    anonymous_role: str = ""
+    token_ttl_s: int = 3600  # default lifetime of bearer tokens from the login endpoint / `token`
+    rate_limit_per_minute: int = 600  # queries per user and minute; 0 turns the limit off
+    audit: bool = True  # write every query to the audit log table of the metadata DB
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -112,21 +119,34 @@ class Runtime:
         installs it; it runs before the swap and may raise to refuse the new version."""
         self._listeners.append(prepare)
 
-    def query(self, query: dict[str, Any], *, now: datetime | None = None) -> QueryResult:
-        """Run on the calling thread (CLI, workers)."""
+    def query(
+        self,
+        query: dict[str, Any],
+        *,
+        now: datetime | None = None,
+        security: SecurityContext | None = None,
+    ) -> QueryResult:
+        """Run on the calling thread (CLI, workers) under `security` (None: the operator, no policies)."""
         return run_query(
             self._model,
             self.warehouse,
             query,
             now=now,
+            security=security,
             timeout_s=self.settings.query_timeout_s,
             default_limit=self.settings.default_limit,
             max_limit=self.settings.max_rows,
         )
 
-    async def run(self, query: dict[str, Any], *, now: datetime | None = None) -> QueryResult:
+    async def run(
+        self,
+        query: dict[str, Any],
+        *,
+        now: datetime | None = None,
+        security: SecurityContext | None = None,
+    ) -> QueryResult:
         """Run in a worker thread so the event loop keeps serving other requests."""
-        return await asyncio.to_thread(self.query, query, now=now)
+        return await asyncio.to_thread(self.query, query, now=now, security=security)
 
     def close(self) -> None:
         self.warehouse.close()

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import networkx as nx
 
-from headless_bi.graphql import visibility
 from headless_bi.graphql.types import CubeMeta, MemberKind, MemberMeta, Meta
+from headless_bi.semantic import catalog as visibility
 from headless_bi.semantic.model import Cube, Dimension, Measure, SemanticModel, View
 from headless_bi.semantic.time import GRANULARITIES
 

@@ -22,8 +22,8 @@ from strawberry import UNSET
 from strawberry.types.field import StrawberryField
 
 from headless_bi.graphql import types as static
-from headless_bi.graphql import visibility
-from headless_bi.graphql.visibility import Visible
+from headless_bi.semantic import catalog as visibility
+from headless_bi.semantic.catalog import Visible
 from headless_bi.semantic.model import Cube, Dimension, SemanticModel, View
 
 # Type names the static schema uses, which a generated name must not take.

@@ -10,6 +10,7 @@ from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 
 from headless_bi.errors import QueryError
+from headless_bi.security.context import SecurityContext
 from headless_bi.semantic.model import Dimension, ResolvedMember, SemanticModel
 from headless_bi.semantic.planner import Plan, build_plan
 from headless_bi.semantic.query import DEFAULT_LIMIT, MAX_LIMIT, Query, parse_query
@@ -62,7 +63,9 @@ def compile_query(
     source_hook: SourceHook | None = None,
     default_limit: int = DEFAULT_LIMIT,
     max_limit: int = MAX_LIMIT,
+    security: SecurityContext | None = None,
 ) -> CompiledQuery:
+    """Compile `query` as `security` may see it (None: no access policies apply)."""
     if dialect not in DIALECTS:
         raise QueryError(f"unknown SQL dialect '{dialect}'; use one of {', '.join(DIALECTS)}", value=dialect)
     parsed = (

@@ -1,4 +1,4 @@
-"""Which cubes, views and members the typed schema and the catalog list.
+"""Which cubes, views and members a caller may list: the typed schema, `meta` and `ask` read this.
 
 The rule is the model's (`SemanticModel.resolve` refuses hidden members for every query, `load` and
 `live` included): a view member is visible when the view is public and the member it aliases is
