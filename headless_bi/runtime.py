@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from headless_bi.live import LiveHub
-from headless_bi.semantic.loader import load_models
 from headless_bi.security.context import SecurityContext
+from headless_bi.semantic.loader import load_models
 from headless_bi.semantic.model import SemanticModel
 from headless_bi.service import QueryResult, run_query
 from headless_bi.warehouse.base import Warehouse

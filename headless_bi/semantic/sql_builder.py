@@ -13,19 +13,18 @@ Shape of the result:
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 
 from sqlglot import exp
 
 from headless_bi.errors import QueryError
 from headless_bi.semantic import aggregates
+from headless_bi.semantic.filter_sql import FilterSql, timestamp_literal
 from headless_bi.semantic.model import Cube, Dimension, Measure, RollingWindow, SemanticModel
 from headless_bi.semantic.planner import JoinTree, MeasureGroup, Plan
-from headless_bi.semantic.query import Condition, FilterNode, Group, OutputDimension, Query
+from headless_bi.semantic.query import Condition, FilterNode, OutputDimension, Query
 from headless_bi.semantic.references import parenthesize, replace_measure_refs
 from headless_bi.semantic.time import DateRange, buckets
 
-LIKE_ESCAPE = "!"
 MAX_BUCKETS = 10_000  # a rolling window's series is written out up to this many buckets
 # Rewrites a cube's FROM source (the security layer adds row filters here); identity by default.
 SourceHook = Callable[[Cube, exp.Expression], exp.Expression]
@@ -101,6 +100,7 @@ class SqlBuilder:
         self.query: Query = plan.query
         self.source_hook = source_hook
         self.dim_alias = {d.key: f"d{i}" for i, d in enumerate(self.query.dimensions)}
+        self.filters = FilterSql(model.calendar_dates, self.query.timezone)
 
     # -- entry points -------------------------------------------------------------------------
 
@@ -307,7 +307,10 @@ class SqlBuilder:
             whole: DateRange = ranged.values[0]
             spans = [whole] if bucketed is None else buckets(whole, bucketed.granularity, MAX_BUCKETS)
             if spans is not None:
-                rows = [exp.Tuple(expressions=[_timestamp(s.start), _timestamp(s.end)]) for s in spans]
+                rows = [
+                    exp.Tuple(expressions=[timestamp_literal(s.start), timestamp_literal(s.end)])
+                    for s in spans
+                ]
                 return exp.Values(expressions=rows, alias=alias)
         assert bucketed is not None
         start = self._dimension_value(bucketed)
@@ -431,56 +434,7 @@ class SqlBuilder:
     # -- filters -------------------------------------------------------------------------------
 
     def _filter(self, node: FilterNode, value_of) -> exp.Expression:
-        if isinstance(node, Group):
-            parts = [self._filter(child, value_of) for child in node.children]
-            joined = _and(parts) if node.kind == "and" else _or(parts)
-            return exp.Paren(this=joined)
-        return exp.Paren(this=self._condition(node, value_of(node.ref)))
-
-    def _condition(self, cond: Condition, value: exp.Expression) -> exp.Expression:
-        op = cond.operator
-        is_time = isinstance(cond.ref.member, Dimension) and cond.ref.member.type == "time"
-        zoned = is_time and cond.ref.member.path not in self.model.calendar_dates
-        literal = (lambda v: self._time_literal(v, zoned)) if is_time else _literal
-        if op == "set":
-            return exp.Not(this=exp.Is(this=value, expression=exp.Null()))
-        if op == "notSet":
-            return exp.Is(this=value, expression=exp.Null())
-        if op in ("equals", "notEquals"):
-            return _equality(
-                value, [literal(v) if v is not None else None for v in cond.values], op == "equals"
-            )
-        if op in ("gt", "gte", "lt", "lte"):
-            cls = {"gt": exp.GT, "gte": exp.GTE, "lt": exp.LT, "lte": exp.LTE}[op]
-            return cls(this=value, expression=literal(cond.values[0]))
-        if op in ("inDateRange", "notInDateRange"):
-            start, end = self._bounds(cond.values[0], zoned)
-            inside = _and([exp.GTE(this=value, expression=start), exp.LT(this=value.copy(), expression=end)])
-            if op == "inDateRange":
-                return inside
-            return _or(
-                [
-                    exp.LT(this=value.copy(), expression=start.copy()),
-                    exp.GTE(this=value.copy(), expression=end.copy()),
-                ]
-            )
-        if op in ("beforeDate", "beforeOrOnDate", "afterDate", "afterOrOnDate"):
-            # The value is a range: its start for beforeDate/afterOrOnDate, past its end for the others.
-            start, end = self._bounds(cond.values[0], zoned)
-            if op in ("beforeDate", "beforeOrOnDate"):
-                return exp.LT(this=value, expression=start if op == "beforeDate" else end)
-            return exp.GTE(this=value, expression=end if op == "afterDate" else start)
-        return _like(value, op, cond.values)
-
-    def _bounds(self, date_range: DateRange, zoned: bool) -> tuple[exp.Expression, exp.Expression]:
-        """Range bounds as stored: UTC for instants, the local wall clock for calendar dates."""
-        start, end = date_range.to_utc(self.query.timezone) if zoned else (date_range.start, date_range.end)
-        return _timestamp(start), _timestamp(end)
-
-    def _time_literal(self, local: datetime, zoned: bool) -> exp.Expression:
-        if zoned and self.query.timezone != "UTC":
-            local = DateRange(local, local).to_utc(self.query.timezone)[0]
-        return _timestamp(local)
+        return self.filters.render(node, value_of)
 
 
 def _shift(anchor: exp.Expression, interval: str, sign: int) -> exp.Expression:
@@ -490,61 +444,3 @@ def _shift(anchor: exp.Expression, interval: str, sign: int) -> exp.Expression:
     return cls(
         this=anchor.copy(), expression=exp.Literal.number(int(amount)), unit=exp.var(unit.rstrip("s").upper())
     )
-
-
-def _timestamp(value: datetime) -> exp.Expression:
-    """A bound at midnight is written as a DATE: equal for timestamp columns, and a DATE column is
-    then compared without a per-row cast (so DuckDB can skip row groups by their min/max)."""
-    if value.time() == datetime.min.time():
-        return exp.cast(exp.Literal.string(value.date().isoformat()), exp.DataType.Type.DATE, copy=False)
-    return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), exp.DataType.Type.TIMESTAMP, copy=False)
-
-
-def _literal(value: object) -> exp.Expression:
-    if isinstance(value, bool):
-        return exp.Boolean(this=value)
-    if isinstance(value, int | float):
-        return exp.Literal.number(value)
-    return exp.Literal.string(str(value))
-
-
-def _equality(value: exp.Expression, literals: list[exp.Expression | None], positive: bool) -> exp.Expression:
-    """equals / notEquals with Cube's NULL rules: a null value matches NULL; notEquals keeps NULL rows."""
-    present = [v for v in literals if v is not None]
-    wants_null = len(present) != len(literals)
-    parts: list[exp.Expression] = []
-    if present:
-        match = (
-            exp.EQ(this=value, expression=present[0])
-            if len(present) == 1
-            else exp.In(this=value, expressions=present)
-        )
-        parts.append(match if positive else exp.Not(this=match))
-    if positive:
-        if wants_null:
-            parts.append(exp.Is(this=value.copy(), expression=exp.Null()))
-        return _or(parts)
-    null_check = exp.Is(this=value.copy(), expression=exp.Null())
-    if wants_null:
-        return _and([*parts, exp.Not(this=null_check)])
-    return _or([*parts, null_check])
-
-
-def _like(value: exp.Expression, op: str, values: tuple[object, ...]) -> exp.Expression:
-    """contains / startsWith / endsWith (and negations): case-insensitive, wildcards in values escaped."""
-    positive = not op.startswith("not")
-    kind = op[3:].lower() if not positive else op.lower()
-    patterns = []
-    for raw in values:
-        text = str(raw).replace(LIKE_ESCAPE, LIKE_ESCAPE * 2).replace("%", "!%").replace("_", "!_")
-        pattern = {"contains": f"%{text}%", "startswith": f"{text}%", "endswith": f"%{text}"}[kind]
-        patterns.append(
-            exp.Escape(
-                this=exp.ILike(this=value.copy(), expression=exp.Literal.string(pattern)),
-                expression=exp.Literal.string(LIKE_ESCAPE),
-            )
-        )
-    match = _or(patterns)
-    if positive:
-        return match
-    return _or([exp.Not(this=exp.Paren(this=match)), exp.Is(this=value.copy(), expression=exp.Null())])
