@@ -128,6 +128,7 @@ class Server:
             HBI_SECRET_KEY="test-secret-key",
             HBI_ADMIN_PASSWORD=ADMIN_PASSWORD,
             HBI_LIVE_MIN_INTERVAL_S="0.1",
+            HBI_ANONYMOUS_ROLE="Admin",  # these tests predate authentication; test_identity.py covers it
             PYTHONUNBUFFERED="1",
             **(env or {}),
         )

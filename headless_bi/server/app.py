@@ -19,6 +19,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from headless_bi.runtime import Runtime, Settings
+from headless_bi.server.auth import login
 from headless_bi.server.graphiql import ASSETS as GRAPHIQL_ASSETS
 from headless_bi.server.graphql_view import GraphQLView
 from headless_bi.server.health import Health
@@ -70,6 +71,7 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/healthz", health.endpoint, methods=["GET", "HEAD"]),
+            Route("/auth/token", login, methods=["POST"]),
             Route("/graphql", graphql),
             WebSocketRoute("/graphql", graphql),
             Mount("/graphql/assets", app=StaticFiles(directory=GRAPHIQL_ASSETS)),

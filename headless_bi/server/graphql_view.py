@@ -3,6 +3,11 @@
 - `schema` is read from `CurrentSchema` on every use, so a reload needs no new app and drops no
   connection; the WebSocket handlers look it up per operation too.
 - GraphiQL loads its scripts from this server (`graphiql.py`), not a CDN.
+- Every request is authenticated (`security/authenticate.py`) before anything runs: HTTP from its
+  headers and the admin UI's session cookie, refused with 401 and a JSON error body; a WebSocket
+  from its handshake headers, or from `Authorization` in the `connection_init` payload (browsers
+  cannot set headers on WebSockets), refused by closing with 4401 (legacy protocol: connection_error).
+  Only the GraphiQL page itself is served without credentials.
 - HTTP errors strawberry answers as plain text (bad JSON, unsupported content type, wrong method)
   become JSON error bodies; a JSON body that is not an object or a list is refused with 400 instead
   of failing inside strawberry.
@@ -18,16 +23,25 @@ from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.schema import BaseSchema
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 
+from headless_bi.errors import UNAUTHENTICATED, AuthenticationError
 from headless_bi.runtime import Runtime
+from headless_bi.security.authenticate import Authenticator, authenticator_for
+from headless_bi.security.context import SecurityContext
 from headless_bi.server.graphiql import local_html
 from headless_bi.server.responses import error_response
 from headless_bi.server.schemas import ContextFactory, CurrentSchema
 
 _JSON_TYPES = ("application/json",)
+_CREDENTIAL_KEYS = ("authorization", "x-api-key")
+_WS_AUTHENTICATED = "_hbi_ws_authenticated"  # context key: connection_init already authenticated
+# Before connection_init a WebSocket context has no identity; strawberry runs no operation until then.
+_PENDING = SecurityContext.create("unauthenticated", (), {}, auth="anonymous")
 
 
 class _CurrentSchemaMixin:
@@ -45,7 +59,16 @@ class _CurrentSchemaMixin:
 
 
 class _TransportWSHandler(_CurrentSchemaMixin, BaseGraphQLTransportWSHandler):
-    pass
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        """Authenticate first, so a refusal closes with 4401 and the reason (strawberry's own
+        rejection path closes with a bare 4403)."""
+        payload = message.get("payload")
+        if not self.connection_init_received and not self.connection_timed_out:
+            error = self.view.authenticate_ws(self.context, payload if isinstance(payload, dict) else None)
+            if error is not None:
+                await self.websocket.close(code=4401, reason=_close_reason(error))
+                return
+        await super().handle_connection_init(message)
 
 
 class _LegacyWSHandler(_CurrentSchemaMixin, BaseGraphQLWSHandler):
@@ -60,6 +83,7 @@ class GraphQLView(GraphQL):
         self._schemas = schemas
         self._runtime = runtime
         self._make_context = make_context
+        self.authenticator: Authenticator = authenticator_for(runtime.settings)
         super().__init__(schemas.schema, graphql_ide="graphiql")
         self._ide_html = local_html(self.graphql_ide_html)
 
@@ -84,13 +108,67 @@ class GraphQLView(GraphQL):
             response = await self.run(request)
         except HTTPException as exc:
             response = error_response(exc.status_code, exc.reason)
+        except AuthenticationError as exc:
+            response = error_response(401, exc.message, UNAUTHENTICATED)
+            response.headers["WWW-Authenticate"] = "Bearer"
         await response(scope, receive, send)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return HTMLResponse(self._ide_html)
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Any:
-        return self._make_context(self._runtime, request=request, response=response)
+        """The resolvers' context under the caller's `SecurityContext` (`security`).
+
+        HTTP without valid credentials raises `AuthenticationError` (a 401), except for the GraphiQL
+        page. A WebSocket gets its identity from the handshake here, or later from connection_init.
+        """
+        if isinstance(request, WebSocket):
+            try:
+                security = self.authenticator.authenticate(request.headers, request.cookies)
+            except AuthenticationError:
+                security = _PENDING  # connection_init may still bring credentials
+        elif _is_ide_page(request):
+            try:
+                security = self.authenticator.authenticate(request.headers, request.cookies)
+            except AuthenticationError:
+                security = _PENDING  # only the page is served: no operation runs on this context
+        else:
+            security = self.authenticator.authenticate(request.headers, request.cookies)
+        return self._make_context(self._runtime, request=request, response=response, security=security)
+
+    def authenticate_ws(self, context: Any, payload: dict[str, Any] | None) -> str | None:
+        """At connection_init: the identity from the payload's `Authorization` (or `X-API-Key`), else
+        from the handshake; installs it in `context` and returns None, or returns why it is refused."""
+        request: WebSocket = context["request"]
+        credentials = {
+            key: value
+            for key, value in (payload or {}).items()
+            if isinstance(value, str) and key.lower() in _CREDENTIAL_KEYS
+        }
+        try:
+            if credentials:
+                security = self.authenticator.authenticate(credentials)
+            else:
+                security = self.authenticator.authenticate(request.headers, request.cookies)
+        except AuthenticationError as exc:
+            return exc.message
+        fresh = self._make_context(
+            self._runtime, request=request, response=context.get("response"), security=security
+        )
+        params = context.get("connection_params")
+        context.clear()
+        context.update(fresh)
+        context["connection_params"] = params
+        context[_WS_AUTHENTICATED] = True
+        return None
+
+    async def on_ws_connect(self, context: Any) -> Any:
+        """The legacy graphql-ws protocol authenticates here (graphql-transport-ws already has)."""
+        if not context.get(_WS_AUTHENTICATED):
+            error = self.authenticate_ws(context, context.get("connection_params"))
+            if error is not None:
+                raise ConnectionRejectionError({"message": error, "extensions": {"code": UNAUTHENTICATED}})
+        return await super().on_ws_connect(context)
 
     def parse_json(self, data: str | bytes) -> Any:
         try:
@@ -100,6 +178,22 @@ class GraphQLView(GraphQL):
         if not isinstance(parsed, dict | list):
             raise HTTPException(400, "The request body must be a JSON object (or a list of them).")
         return parsed
+
+
+def _is_ide_page(request: Request) -> bool:
+    """strawberry's own test for serving GraphiQL (`should_render_graphql_ide`)."""
+    accept = request.headers.get("accept", "")
+    return (
+        request.method == "GET"
+        and request.query_params.get("query") is None
+        and ("text/html" in accept or "*/*" in accept)
+    )
+
+
+def _close_reason(message: str) -> str:
+    """A WebSocket close reason is at most 123 bytes of UTF-8."""
+    encoded = message.encode()
+    return message if len(encoded) <= 123 else encoded[:120].decode(errors="ignore") + "..."
 
 
 def _refuse_content_type(request: Request) -> Response | None:
