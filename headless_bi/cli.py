@@ -1,4 +1,4 @@
-"""The `headless-bi` command line: load data, check and compile models, run queries.
+"""The `headless-bi` command line: load data, check and compile models, run queries, manage users.
 
 Each subcommand is one small function taking the parsed arguments and returning an exit code.
 Core modules are imported inside those functions so `--help` stays fast and this module imports
@@ -103,7 +103,87 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="0 picks a free port")
     p.add_argument("--watch", action="store_true", default=None, help="reload when model files change")
     p.set_defaults(func=cmd_serve)
+
+    _add_identity_commands(sub)
     return parser
+
+
+def _add_identity_commands(sub: Any) -> None:
+    """`users`, `roles`, `token` and `keys`: identities in the metadata DB shared with the admin UI."""
+    meta = argparse.ArgumentParser(add_help=False)
+    meta.add_argument(
+        "--metadata-url",
+        metavar="URL",
+        help="the metadata DB (default: $HBI_METADATA_URL, else var/metadata.db)",
+    )
+
+    users = sub.add_parser("users", help="add, list and change users (the admin UI's users)")
+    users_sub = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
+    p = users_sub.add_parser(
+        "add",
+        parents=[meta],
+        help="create a user",
+        description="Create an active user. Without --password a random one is generated and printed once.",
+    )
+    p.add_argument("name", metavar="NAME")
+    p.add_argument(
+        "--role", action="append", required=True, metavar="ROLE", help="repeatable: Admin, Analyst…"
+    )
+    p.add_argument("--password", metavar="P", help="the password; - reads one line from stdin")
+    p.add_argument(
+        "--attr",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an attribute for access policies; repeat a key for a list: --attr region=EU --attr region=US",
+    )
+    p.add_argument("--email", metavar="E", help="default: NAME@localhost (the admin UI needs a unique email)")
+    p.set_defaults(func=cmd_users_add)
+    p = users_sub.add_parser("list", parents=[meta], help="list users with their roles and attributes")
+    p.set_defaults(func=cmd_users_list)
+    p = users_sub.add_parser(
+        "set-attr",
+        parents=[meta],
+        help="set or remove user attributes",
+        description="Replace the named attributes; KEY= (empty value) removes one. Other attributes stay.",
+    )
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("attrs", nargs="+", metavar="KEY=VALUE")
+    p.set_defaults(func=cmd_users_set_attr)
+
+    roles = sub.add_parser("roles", help="list roles")
+    roles_sub = roles.add_subparsers(dest="roles_command", required=True, metavar="ACTION")
+    p = roles_sub.add_parser("list", parents=[meta], help="list roles and how many users hold each")
+    p.set_defaults(func=cmd_roles_list)
+
+    p = sub.add_parser(
+        "token",
+        parents=[meta],
+        help="print a bearer token for a user",
+        description="Signed with $HBI_SECRET_KEY, else var/secret_key: run this where the server runs.",
+    )
+    p.add_argument("name", metavar="USER")
+    p.add_argument("--expires", metavar="DURATION", help="e.g. 3600, 30m, 1h, 7d (default: $HBI_TOKEN_TTL_S)")
+    p.set_defaults(func=cmd_token)
+
+    keys = sub.add_parser("keys", help="create, list and revoke API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    p = keys_sub.add_parser(
+        "create",
+        parents=[meta],
+        help="create an API key and print it once",
+        description="The key acts as its user, with that user's current roles and attributes. "
+        "Only a hash is stored: the key is printed once and cannot be shown again.",
+    )
+    p.add_argument("name", metavar="NAME", help="a label for the key, e.g. the service using it")
+    p.add_argument("--user", metavar="USER", help="the user the key acts as (default: the user called NAME)")
+    p.set_defaults(func=cmd_keys_create)
+    p = keys_sub.add_parser("list", parents=[meta], help="list API keys (never their secrets)")
+    p.add_argument("--user", metavar="USER", help="only this user's keys")
+    p.set_defaults(func=cmd_keys_list)
+    p = keys_sub.add_parser("revoke", parents=[meta], help="revoke an API key by its id (k_...)")
+    p.add_argument("key_id", metavar="ID")
+    p.set_defaults(func=cmd_keys_revoke)
 
 
 # --- commands -------------------------------------------------------------------------------
@@ -204,6 +284,138 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     serve(settings)
     return EXIT_OK
+
+
+# --- identity commands ----------------------------------------------------------------------
+
+
+def cmd_users_add(args: argparse.Namespace) -> int:
+    import secrets
+
+    generated = args.password is None
+    password = secrets.token_urlsafe(12) if generated else args.password
+    if password == "-":
+        password = sys.stdin.readline().rstrip("\r\n")
+    attributes = parse_attributes(args.attr, allow_empty=False)
+    user = _store(args).add_user(
+        args.name, args.role, password=password, attributes=attributes, email=args.email
+    )
+    print(f"OK: created user '{user.username}' with role(s) {', '.join(sorted(user.roles))}")
+    if generated:
+        print(f"password: {password}  (shown only now)")
+    return EXIT_OK
+
+
+def cmd_users_list(args: argparse.Namespace) -> int:
+    rows = [
+        {
+            "user": u.username,
+            "active": u.active,
+            "roles": ", ".join(sorted(u.roles)),
+            "attributes": json.dumps(
+                {k: v if isinstance(v, str) else list(v) for k, v in u.attributes.items()}, ensure_ascii=False
+            )
+            if u.attributes
+            else "",
+        }
+        for u in _store(args).list_users()
+    ]
+    sys.stdout.write(format_table(rows, ["user", "active", "roles", "attributes"]))
+    return EXIT_OK
+
+
+def cmd_users_set_attr(args: argparse.Namespace) -> int:
+    user = _store(args).set_attributes(args.name, parse_attributes(args.attrs, allow_empty=True))
+    shown = ", ".join(f"{k}={v if isinstance(v, str) else list(v)}" for k, v in user.attributes.items())
+    print(f"OK: attributes of '{user.username}': {shown or '(none)'}")
+    return EXIT_OK
+
+
+def cmd_roles_list(args: argparse.Namespace) -> int:
+    rows = [{"role": name, "users": count} for name, count in _store(args).list_roles()]
+    sys.stdout.write(format_table(rows, ["role", "users"]))
+    return EXIT_OK
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from headless_bi.security.authenticate import Authenticator
+    from headless_bi.security.tokens import parse_duration
+
+    settings = _settings(args)
+    try:
+        lifetime = parse_duration(args.expires) if args.expires else settings.token_ttl_s
+    except ValueError as exc:
+        raise QueryError(f"--expires: {exc}.") from None
+    token, _ = Authenticator(settings).issue(args.name, lifetime)
+    print(token)
+    return EXIT_OK
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    store = _store(args)
+    username = args.user or args.name
+    if store.get_user(username) is None:
+        hint = "" if args.user else " (pass --user USER: the key's owner defaults to a user called NAME)"
+        raise QueryError(f"User '{username}' does not exist{hint}.")
+    record, key = store.create_api_key(args.name, username)
+    print(f"OK: created API key {record.id} '{record.name}' for user '{record.username}'")
+    print("key (shown only now):")
+    print(key)
+    return EXIT_OK
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    rows = [
+        {
+            "id": k.id,
+            "name": k.name,
+            "user": k.username,
+            "created": _when(k.created_at),
+            "last used": _when(k.last_used_at),
+            "revoked": _when(k.revoked_at),
+        }
+        for k in _store(args).list_api_keys(args.user)
+    ]
+    sys.stdout.write(format_table(rows, ["id", "name", "user", "created", "last used", "revoked"]))
+    return EXIT_OK
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    record = _store(args).revoke_api_key(args.key_id)
+    print(f"OK: revoked API key {record.id} '{record.name}' of user '{record.username}'")
+    return EXIT_OK
+
+
+def parse_attributes(pairs: Sequence[str], *, allow_empty: bool) -> dict[str, str | list[str]]:
+    """`KEY=VALUE` arguments as attributes: a repeated key gives a list; `KEY=` (if allowed) removes."""
+    values: dict[str, list[str]] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise QueryError(f"Attribute '{pair}' is not KEY=VALUE.")
+        if not value and not allow_empty:
+            raise QueryError(f"Attribute '{pair}' has no value.")
+        values.setdefault(key, [])
+        if value:
+            values[key].append(value)
+    return {k: v[0] if len(v) == 1 else v for k, v in values.items()}
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from headless_bi.runtime import Settings
+
+    return Settings.from_env(metadata_url=getattr(args, "metadata_url", None))
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from headless_bi.security.store import IdentityStore
+
+    return IdentityStore(_settings(args).metadata_url)
+
+
+def _when(value: Any) -> str:
+    return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
 
 
 # --- helpers --------------------------------------------------------------------------------
