@@ -2,7 +2,9 @@
 
 The rule is the model's (`SemanticModel.resolve` refuses hidden members for every query, `load` and
 `live` included): a view member is visible when the view is public and the member it aliases is
-public; the aliased member's cube may be private (a view is how a private cube is exposed).
+public; the aliased member's cube may be private (a view is how a private cube is exposed). A model
+governed for a user also leaves out what the user's access policies deny (`model.denied`); an owner
+with nothing left to show is left out entirely.
 """
 
 from __future__ import annotations
@@ -35,9 +37,10 @@ class Visible:
 
 
 def owners(model: SemanticModel) -> Iterator[Cube | View]:
-    """Public cubes, then public views, in model order."""
-    yield from (c for c in model.cubes.values() if c.public)
-    yield from (v for v in model.views.values() if v.public)
+    """Public cubes, then public views, in model order (without those the user may see nothing of)."""
+    for owner in (*model.cubes.values(), *model.views.values()):
+        if owner.public and (not model.denied or members(model, owner)):
+            yield owner
 
 
 def members(model: SemanticModel, owner: Cube | View) -> list[Visible]:
@@ -50,5 +53,7 @@ def members(model: SemanticModel, owner: Cube | View) -> list[Visible]:
             for vm in owner.members.values()
             if vm.target.public
         ]
+    if model.denied:
+        found = [v for v in found if v.path not in model.denied]
     order = {"dimension": 0, "measure": 1, "segment": 2}
     return sorted(found, key=lambda v: order[v.kind])

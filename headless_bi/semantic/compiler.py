@@ -68,11 +68,20 @@ def compile_query(
     """Compile `query` as `security` may see it (None: no access policies apply)."""
     if dialect not in DIALECTS:
         raise QueryError(f"unknown SQL dialect '{dialect}'; use one of {', '.join(DIALECTS)}", value=dialect)
+    governance = None
+    if security is not None:
+        from headless_bi.security.govern import govern  # the security layer builds on this module
+
+        governance = govern(model, security)
+        model = governance.model
     parsed = (
         query
         if isinstance(query, Query)
         else parse_query(model, query, now=now, default_limit=default_limit, max_limit=max_limit)
     )
+    if governance is not None and governance.restricts_rows:
+        parsed = governance.restrict(parsed)
+        source_hook = _chain(governance.source_filter, source_hook)
     plan = build_plan(model, parsed)
     builder = SqlBuilder(model, plan, source_hook=source_hook)
     tree = builder.build()
@@ -83,6 +92,12 @@ def compile_query(
         )
         total_sql = render(counted, dialect)
     return CompiledQuery(parsed, plan, render(tree, dialect), dialect, annotate(model, parsed), total_sql)
+
+
+def _chain(first: SourceHook, then: SourceHook | None) -> SourceHook:
+    if then is None:
+        return first
+    return lambda cube, source: then(cube, first(cube, source))
 
 
 def render(tree: exp.Expression, dialect: str) -> str:

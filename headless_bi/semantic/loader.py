@@ -32,6 +32,7 @@ from headless_bi.semantic.model import (
     View,
     ViewMember,
 )
+from headless_bi.semantic.policy import read_policies
 from headless_bi.semantic.references import (
     MeasureRef,
     Reference,
@@ -99,6 +100,8 @@ class _Builder:
         self.cubes: dict[str, Cube] = {}
         self.raw_joins: list[tuple[Cube, LocatedDict]] = []
         self.raw_views: list[LocatedDict] = []
+        self.raw_policies: list[tuple[str, LocatedDict]] = []  # (cube or view name, its definition)
+        self.raw_masks: list[tuple[Member, Any]] = []
         self._resolving: list[str] = []
         self._cycles: set[frozenset[str]] = set()
 
@@ -144,8 +147,9 @@ class _Builder:
             meta=dict(raw.get("meta") or {}),
             location=location,
             source=source,
-            access_policy=list(raw.get("access_policy") or []),
         )
+        if raw.get("access_policy"):
+            self.raw_policies.append((name, raw))
         seen: dict[str, int] = {}
         for section, factory in (("dimensions", _dimension), ("measures", _measure), ("segments", _segment)):
             for item in raw.get(section) or []:
@@ -161,6 +165,8 @@ class _Builder:
                 seen[member_name] = item.line
                 member = factory(name, item)
                 getattr(cube, section)[member_name] = member
+                if "mask" in item:
+                    self.raw_masks.append((member, item["mask"]))
         for item in raw.get("joins") or []:
             self.raw_joins.append((cube, item))
         self.cubes[name] = cube
@@ -200,7 +206,7 @@ class _Builder:
             self._resolving.pop()
         if tree is not None:
             member.expression = tree
-            member.cubes = frozenset(_tables_of(tree))
+            member.cubes = _tables_of(tree) & self.cubes.keys()
         return tree
 
     def resolve_sql(
@@ -297,7 +303,7 @@ class _Builder:
             tree = self.resolve_sql(sql, cube, measure)
             if tree is not None:
                 trees.append(tree)
-                measure.cubes = measure.cubes | _tables_of(tree)
+                measure.cubes = measure.cubes | (_tables_of(tree) & self.cubes.keys())
         measure.filters = tuple(trees)
 
     # -- pass 3: joins, graph, views, checks -----------------------------------------------
@@ -362,8 +368,9 @@ class _Builder:
                 public=raw.get("public", raw.get("shown", True)),
                 meta=dict(raw.get("meta") or {}),
                 location=Location(raw.file, raw.line),
-                access_policy=list(raw.get("access_policy") or []),
             )
+            if raw.get("access_policy"):
+                self.raw_policies.append((name, raw))
             paths = []
             for entry in raw.get("cubes") or []:
                 path = tuple(entry["join_path"].split("."))
@@ -470,13 +477,80 @@ class _Builder:
 
     def finish(self, version: str) -> SemanticModel | None:
         self.resolve_all()
+        self.resolve_masks()
         graph = self.build_graph()
         self.check_primary_keys(graph)
         views = self.build_views(graph)
         self.check_ambiguous_paths(graph, views)
+        self.read_policies(views)
         return SemanticModel(
             cubes=self.cubes, views=views, graph=graph, dialect=self.dialect, version=version
         )
+
+    # -- pass 4: access policies and masks ---------------------------------------------------------
+
+    def resolve_masks(self) -> None:
+        for member, raw in self.raw_masks:
+            if isinstance(raw, dict):
+                cube = self.cubes[member.cube]
+                if isinstance(member, Measure) and "{" in str(raw["sql"]):
+                    self.issue(member.location, member.path, "a measure's mask SQL cannot reference members")
+                    continue
+                member.mask = self.resolve_sql(str(raw["sql"]), cube, None, member.location)
+            else:
+                member.mask = _mask_literal(raw)
+
+    def read_policies(self, views: dict[str, View]) -> None:
+        for owner_name, raw in self.raw_policies:
+            owner = self.cubes.get(owner_name) or views.get(owner_name)
+            if owner is None:
+                continue
+            if isinstance(owner, Cube):
+                kinds = {m.name: _KIND[type(m)] for m in owner.members()}
+
+                def row_filter_check(name: str, cube: Cube = owner) -> str | None:
+                    others = (cube.dimensions[name].cubes & self.cubes.keys()) - {cube.name}
+                    if others:
+                        return (
+                            f"'{name}' reads other cubes ({', '.join(sorted(others))}); "
+                            "a cube's row filter must use its own columns (put the policy on a view instead)"
+                        )
+                    return None
+            else:
+                kinds = {m.name: _KIND[type(m.target)] for m in owner.members.values()}
+                row_filter_check = lambda _name: None  # noqa: E731
+
+            entries = raw["access_policy"]
+
+            def report(
+                line: int | None, message: str, name: str = owner_name, where: LocatedDict = raw
+            ) -> None:
+                self.issues.append(ModelIssue(where.file, line, f"{name}.access_policy", message))
+
+            owner.access_policy = read_policies(
+                entries,
+                owner=owner_name,
+                members=kinds,
+                row_filter_check=row_filter_check,
+                file=raw.file,
+                line_of=lambda entry, fallback=raw: (
+                    entry.line if isinstance(entry, LocatedDict) else fallback.line
+                ),
+                report=report,
+            )
+
+
+_KIND = {Dimension: "dimension", Measure: "measure", Segment: "segment"}
+
+
+def _mask_literal(value: Any) -> exp.Expression:
+    if value is None:
+        return exp.Null()
+    if isinstance(value, bool):
+        return exp.Boolean(this=value)
+    if isinstance(value, int | float):
+        return exp.Literal.number(value)
+    return exp.Literal.string(str(value))
 
 
 def _find(cube: Cube, name: str) -> Member | None:
@@ -484,6 +558,8 @@ def _find(cube: Cube, name: str) -> Member | None:
 
 
 def _tables_of(tree: exp.Expression) -> frozenset[str]:
+    """Qualifiers of the columns in `tree`; callers keep the cube names (a scalar subquery's own
+    table aliases are not cubes the query must join)."""
     return frozenset(c.table for c in tree.find_all(exp.Column) if c.table)
 
 

@@ -14,7 +14,8 @@ from typing import Any, Literal
 import networkx as nx
 from sqlglot import exp
 
-from headless_bi.errors import ModelIssue, QueryError, UnknownMemberError
+from headless_bi.errors import ForbiddenError, ModelIssue, QueryError, UnknownMemberError
+from headless_bi.semantic.policy import AccessPolicy
 
 DimensionType = Literal["string", "number", "boolean", "time"]
 MeasureType = Literal[
@@ -47,6 +48,8 @@ class Member:
     expression: exp.Expression | None = None
     # Every cube the expression reads (always includes the owner unless it is a constant).
     cubes: frozenset[str] = frozenset()
+    # What roles that see this member masked get instead (Cube's `mask`); NULL when not given.
+    mask: exp.Expression | None = None
 
     @property
     def path(self) -> str:
@@ -129,7 +132,7 @@ class Cube:
     measures: dict[str, Measure] = field(default_factory=dict)
     segments: dict[str, Segment] = field(default_factory=dict)
     joins: dict[str, Join] = field(default_factory=dict)
-    access_policy: list[dict[str, Any]] = field(default_factory=list)
+    access_policy: tuple[AccessPolicy, ...] = ()
 
     @property
     def primary_key(self) -> list[Dimension]:
@@ -167,7 +170,7 @@ class View:
     location: Location
     members: dict[str, ViewMember] = field(default_factory=dict)
     join_paths: tuple[tuple[str, ...], ...] = ()
-    access_policy: list[dict[str, Any]] = field(default_factory=list)
+    access_policy: tuple[AccessPolicy, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -198,6 +201,9 @@ class SemanticModel:
     warnings: list[ModelIssue] = field(default_factory=list)
     # Time dimensions whose column holds calendar dates (DATE): no time-zone shift applies to them.
     calendar_dates: frozenset[str] = frozenset()
+    # Members the security context this model was governed for may not use (`cube.m` / `view.m`):
+    # naming one is FORBIDDEN, and they are left out of listings and "did you mean".
+    denied: frozenset[str] = frozenset()
 
     def with_calendar_dates(self, paths: frozenset[str]) -> SemanticModel:
         """This model, knowing which time dimensions hold calendar dates (found by the warehouse).
@@ -209,6 +215,8 @@ class SemanticModel:
 
     def resolve(self, name: str, *, expect: str | None = None, where: str | None = None) -> ResolvedMember:
         """Look up `cube.member` or `view.member`; unknown names get a 'did you mean'."""
+        if name in self.denied:
+            raise ForbiddenError(f"you do not have access to '{name}'" + (f" (in {where})" if where else ""))
         owner, _, member_name = name.partition(".")
         if not member_name or "." in member_name:
             raise UnknownMemberError(name, self._member_names(expect), kind=expect or "member", where=where)
@@ -237,11 +245,13 @@ class SemanticModel:
         names = []
         for cube in self.cubes.values():
             for m in cube.members():
-                if cube.public and m.public and (kind is None or _KIND[type(m)] == kind):
+                wanted = kind is None or _KIND[type(m)] == kind
+                if cube.public and m.public and wanted and m.path not in self.denied:
                     names.append(m.path)
         for view in self.views.values():
             for vm in view.members.values() if view.public else ():
-                if vm.target.public and (kind is None or _KIND[type(vm.target)] == kind):
+                wanted = kind is None or _KIND[type(vm.target)] == kind
+                if vm.target.public and wanted and vm.path not in self.denied:
                     names.append(vm.path)
         return names
 

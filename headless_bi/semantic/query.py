@@ -7,6 +7,7 @@ and the SQL builder only ever see well-formed input.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Union
@@ -167,11 +168,31 @@ def parse_query(
     )
 
 
+def parse_filter(
+    model: SemanticModel,
+    item: Any,
+    *,
+    timezone: str = "UTC",
+    now: datetime | None = None,
+    lookup: Callable[[str], ResolvedMember] | None = None,
+) -> FilterNode:
+    """One filter in the query format. `lookup` replaces the model's member resolution: access policies
+    filter on members their users may not query (a private `tenant_id`), so they resolve their own."""
+    return _Parser(model, timezone, now or datetime.now(UTC), lookup).filter(item)
+
+
 class _Parser:
-    def __init__(self, model: SemanticModel, timezone: str, now: datetime):
+    def __init__(
+        self,
+        model: SemanticModel,
+        timezone: str,
+        now: datetime,
+        lookup: Callable[[str], ResolvedMember] | None = None,
+    ):
         self.model = model
         self.timezone = timezone
         self.now = now
+        self.lookup = lookup
 
     def member(self, name: Any, kind: str, where: str) -> ResolvedMember:
         if not isinstance(name, str):
@@ -259,7 +280,7 @@ class _Parser:
     def _filter_member(self, name: Any) -> ResolvedMember:
         if not isinstance(name, str):
             raise QueryError(f"filters: member names are strings, not {name!r}", value=name)
-        ref = self.model.resolve(name, where="filters")
+        ref = self.lookup(name) if self.lookup else self.model.resolve(name, where="filters")
         if ref.kind == "segment":
             raise QueryError(f"'{name}' is a segment; put it under segments, not filters", member=name)
         return ref

@@ -46,8 +46,16 @@ _common = {
     "meta": _free,
 }
 
+# Cube's member masking: what a role that may not see the member gets instead (a literal, or SQL).
+_mask = {
+    "type": ["string", "number", "boolean", "dict"],
+    "nullable": True,
+    "schema": {"sql": {**_sql, "required": True}},
+}
+
 DIMENSION_SCHEMA = {
     **_common,
+    "mask": _mask,
     "sql": {**_sql, "required": True},
     "type": {"type": "string", "required": True, "allowed": DIMENSION_TYPES},
     "primary_key": _flag,
@@ -60,6 +68,7 @@ DIMENSION_SCHEMA = {
 
 MEASURE_SCHEMA = {
     **_common,
+    "mask": _mask,
     "sql": _sql,
     "type": {"type": "string", "required": True, "allowed": MEASURE_TYPES},
     "format": {"type": "string", "allowed": FORMATS},
@@ -89,6 +98,24 @@ JOIN_SCHEMA = {
     "sql": {**_sql, "required": True},
 }
 
+_member_list = {"type": ["string", "list"], "schema": _text}  # "*" or names
+POLICY_SCHEMA = {
+    "group": _text,
+    "groups": {"type": ["string", "list"], "schema": _text},
+    "role": _text,
+    "conditions": {
+        "type": "list",
+        "schema": {"type": "dict", "schema": {"if": {"type": ["string", "boolean"], "required": True}}},
+    },
+    "member_level": {"type": "dict", "schema": {"includes": _member_list, "excludes": _member_list}},
+    "row_level": {
+        "type": "dict",
+        "schema": {"filters": {"type": "list", "schema": {"type": "dict"}}, "allow_all": _flag},
+    },
+    "member_masking": {"type": "dict", "schema": {"includes": _member_list, "excludes": _member_list}},
+}
+_policies = {"type": "list", "schema": {"type": "dict", "schema": POLICY_SCHEMA}}
+
 _members = lambda schema: {"type": "list", "schema": {"type": "dict", "schema": schema}}  # noqa: E731
 
 CUBE_SCHEMA = {
@@ -107,7 +134,7 @@ CUBE_SCHEMA = {
     "dimensions": _members(DIMENSION_SCHEMA),
     "measures": _members(MEASURE_SCHEMA),
     "segments": _members(SEGMENT_SCHEMA),
-    "access_policy": {"type": "list", "schema": {"type": "dict", "allow_unknown": True}},
+    "access_policy": _policies,
 }
 
 _include_item = {"type": ["string", "dict"]}
@@ -131,7 +158,7 @@ VIEW_SCHEMA = {
     "dimensions": {"type": "list"},
     "segments": {"type": "list"},
     "folders": {"type": "list"},
-    "access_policy": {"type": "list", "schema": {"type": "dict", "allow_unknown": True}},
+    "access_policy": _policies,
 }
 
 FILE_SCHEMA = {
