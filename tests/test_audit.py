@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import threading
 import time
 import uuid
@@ -18,12 +19,24 @@ from typing import Any
 
 import psycopg
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy import URL, text
 
+from fab_ui import create_app
+from fab_ui.bootstrap import ADMIN_PASSWORD_ENV
 from headless_bi.errors import FORBIDDEN, ForbiddenError
-from headless_bi.security.audit import ERROR_MAX_CHARS, TABLE, AuditEvent, AuditLog, sql_hash
+from headless_bi.runtime import Settings
+from headless_bi.security.audit import ERROR_MAX_CHARS, TABLE, AuditEvent, AuditLog, AuditRecord, sql_hash
 from headless_bi.security.context import SecurityContext
+
+# Raised inside Flask-AppBuilder 5.3's own forms (the admin page tests), not by this code.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:'DateTimeField' renders:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:Yielding raw tuples from iter_choices:DeprecationWarning"),
+]
+
 
 COLUMNS = ["at", "user", "roles", "auth", "path", "query", "sql_hash", "rows", "duration_ms", "outcome",
            "error"]
@@ -259,3 +272,73 @@ def test_event_timestamp_is_utc_now() -> None:
     event = AuditEvent("ann", "graphql")
     assert event.at.tzinfo is UTC
     assert abs(datetime.now(UTC) - event.at) < timedelta(seconds=5)
+
+
+# The admin page ------------------------------------------------------------------------------------
+
+CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+PASSWORD = "correct-horse-battery-staple"
+
+
+def login(client: FlaskClient, username: str, password: str) -> Any:
+    token = CSRF.search(client.get("/login/").get_data(as_text=True))
+    assert token, "login form has no CSRF token"
+    return client.post("/login/", data={"username": username, "password": password, "csrf_token": token[1]})
+
+
+@pytest.fixture
+def ui_app(tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> Flask:
+    monkeypatch.setenv(ADMIN_PASSWORD_ENV, PASSWORD)
+    app = create_app(Settings(metadata_url=sqlite_url), var_dir=tmp_path / "var")
+    audit = AuditLog(sqlite_url, flush_interval_s=0.05)
+    base = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
+    audit.record(AuditEvent("ann", "graphql", rows=7, at=base))
+    audit.record(AuditEvent("bob", "load", outcome=FORBIDDEN, error="not for you",
+                            at=base + timedelta(hours=1)))
+    audit.record(AuditEvent("cyd", "cli", rows=1, at=base + timedelta(hours=2)))
+    audit.close()
+    return app
+
+
+def test_admin_lists_the_audit_log_newest_first(ui_app: Flask) -> None:
+    client = ui_app.test_client()
+    assert client.get("/auditlog/list/").location.startswith("/login/")
+    assert login(client, "admin", PASSWORD).location == "/"
+    response = client.get("/auditlog/list/")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    positions = [page.find(f">{user}<") for user in ("cyd", "bob", "ann")]
+    assert -1 not in positions and positions == sorted(positions), positions
+    assert FORBIDDEN in page
+    assert 'href="/auditlog/list/"' in client.get("/catalog/").get_data(as_text=True)  # in the menu
+    searched = client.get("/auditlog/list/?_flt_0_user=bob").get_data(as_text=True)
+    assert ">bob<" in searched and ">ann<" not in searched and ">cyd<" not in searched
+    with ui_app.app_context():
+        ids = [r.id for r in ui_app.appbuilder.session.query(AuditRecord).filter_by(user="bob")]
+    shown = client.get(f"/auditlog/show/{ids[0]}").get_data(as_text=True)
+    assert "not for you" in shown
+
+
+def test_audit_log_is_read_only_even_for_admin(ui_app: Flask) -> None:
+    client = ui_app.test_client()
+    login(client, "admin", PASSWORD)
+    assert client.get("/auditlog/add").status_code in (302, 403, 404)
+    assert client.get("/auditlog/edit/1").status_code in (302, 403, 404)
+    assert client.get("/auditlog/delete/1").status_code in (302, 403, 404, 405)
+    with ui_app.app_context():
+        assert ui_app.appbuilder.session.query(AuditRecord).count() == 3
+        granted = {pv.permission.name for pv in ui_app.appbuilder.sm.find_role("Admin").permissions
+                   if pv.view_menu.name == "AuditLogView"}
+    assert granted == {"can_list", "can_show"}
+
+
+def test_analyst_is_refused_the_audit_log(ui_app: Flask) -> None:
+    with ui_app.app_context():
+        sm = ui_app.appbuilder.sm
+        assert sm.add_user("al", "Al", "Yst", "al@example.com", sm.find_role("Analyst"), password=PASSWORD)
+    client = ui_app.test_client()
+    assert login(client, "al", PASSWORD).location == "/"
+    assert client.get("/catalog/").status_code == 200
+    assert client.get("/auditlog/list/").status_code == 403
+    assert client.get("/auditlog/show/1").status_code == 403
+    assert 'href="/auditlog/list/"' not in client.get("/catalog/").get_data(as_text=True)  # no menu entry
