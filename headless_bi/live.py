@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from headless_bi.runtime import Runtime
+    from headless_bi.security.context import SecurityContext
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,7 @@ class _Channel:
 
     key: str
     query: dict[str, Any]
+    security: SecurityContext | None = None  # whose policies the query runs under
     subscribers: dict[_Mailbox, float] = field(default_factory=dict)
     latest: LiveUpdate | None = None
     fingerprint: str | None = None
@@ -159,15 +161,20 @@ class LiveHub:
         self.polls = 0  # polls this process ran, for /healthz and tests
 
     async def subscribe(
-        self, query: dict[str, Any], interval_s: float, context_key: str = ""
+        self, query: dict[str, Any], interval_s: float, security: SecurityContext | None = None
     ) -> AsyncIterator[LiveUpdate]:
-        """The current result at once, then each changed result; a failed poll raises and ends it."""
+        """The current result at once, then each changed result; a failed poll raises and ends it.
+
+        Subscribers share a poll only with the same query and the same policy key (roles and
+        attributes): one user's result is never pushed to another who may see other rows.
+        """
         interval = min(max(float(interval_s), self._runtime.settings.live_min_interval_s), MAX_INTERVAL_S)
         # The model version is part of the key: after a reload nobody is served the old model's result.
-        key = live_key(query, f"{context_key}|{self._runtime.model.version}")
+        scope = "operator" if security is None else f"sec:{security.policy_key}"
+        key = live_key(query, f"{scope}|{self._runtime.model.version}")
         channel = self._channels.get(key)
         if channel is None or channel.failed:
-            channel = self._channels[key] = _Channel(key, query)
+            channel = self._channels[key] = _Channel(key, query, security)
             channel.task = asyncio.create_task(self._run(channel), name=f"hbi-live-{key[:12]}")
         mailbox = _Mailbox()
         channel.join(mailbox, interval)
@@ -243,7 +250,7 @@ class LiveHub:
     async def _poll(self, channel: _Channel) -> _Snapshot:
         """Run the query through the runtime (a worker thread) and encode the rows off the loop too."""
         self.polls += 1
-        result = await self._runtime.run(channel.query)
+        result = await self._runtime.run(channel.query, security=channel.security)
         return await asyncio.to_thread(lambda: _snapshot(result.data, datetime.now(UTC)))
 
     def _client(self) -> Redis:

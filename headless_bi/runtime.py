@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -18,6 +19,7 @@ from typing import Any
 
 from headless_bi.live import LiveHub
 from headless_bi.security.context import SecurityContext
+from headless_bi.security.guard import QueryGuard
 from headless_bi.semantic.loader import load_models
 from headless_bi.semantic.model import SemanticModel
 from headless_bi.service import QueryResult, run_query
@@ -65,6 +67,10 @@ class Settings:
         return replace(cls(), **values)
 
 
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
+
+
 def open_warehouse(target: str, *, timeout_s: float, pool_size: int = 4) -> Warehouse:
     """A DuckDB file (read-only for serving) or a `postgresql://` URL."""
     if target.startswith(("postgres://", "postgresql://")):
@@ -85,9 +91,11 @@ class Runtime:
     _listeners: list[Callable[[SemanticModel], Callable[[], None]]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     live: LiveHub = field(init=False, repr=False)  # live queries; `await live.aclose()` on shutdown
+    guard: QueryGuard = field(init=False, repr=False)  # rate limit and audit log of callers' queries
 
     def __post_init__(self) -> None:
         self.live = LiveHub(self)
+        self.guard = QueryGuard(self.settings)
 
     @classmethod
     def start(cls, settings: Settings) -> Runtime:
@@ -125,18 +133,45 @@ class Runtime:
         *,
         now: datetime | None = None,
         security: SecurityContext | None = None,
+        path: str | None = None,
     ) -> QueryResult:
-        """Run on the calling thread (CLI, workers) under `security` (None: the operator, no policies)."""
-        return run_query(
-            self._model,
-            self.warehouse,
-            query,
-            now=now,
-            security=security,
-            timeout_s=self.settings.query_timeout_s,
-            default_limit=self.settings.default_limit,
-            max_limit=self.settings.max_rows,
-        )
+        """Run on the calling thread (CLI, workers) under `security` (None: the operator, no policies).
+
+        A caller's query (`path` names the way in: load, cube, live, ask, export...) is rate limited
+        and written to the audit log, refused or not; internal re-runs (`path=None`, e.g. a live
+        query's polls) are neither.
+        """
+        audited = security is not None and path is not None
+        started = time.perf_counter()
+        try:
+            if audited:
+                self.guard.admit(security)  # type: ignore[arg-type]
+            result = run_query(
+                self._model,
+                self.warehouse,
+                query,
+                now=now,
+                security=security,
+                timeout_s=self.settings.query_timeout_s,
+                default_limit=self.settings.default_limit,
+                max_limit=self.settings.max_rows,
+            )
+        except Exception as exc:
+            if audited:
+                self.guard.record(
+                    security, path, query, duration_ms=_ms(started), error=exc  # type: ignore[arg-type]
+                )
+            raise
+        if audited:
+            self.guard.record(
+                security,  # type: ignore[arg-type]
+                path,  # type: ignore[arg-type]
+                query,
+                sql=result.sql,
+                rows=result.table.num_rows,
+                duration_ms=_ms(started),
+            )
+        return result
 
     async def run(
         self,
@@ -144,9 +179,11 @@ class Runtime:
         *,
         now: datetime | None = None,
         security: SecurityContext | None = None,
+        path: str | None = None,
     ) -> QueryResult:
         """Run in a worker thread so the event loop keeps serving other requests."""
-        return await asyncio.to_thread(self.query, query, now=now, security=security)
+        return await asyncio.to_thread(self.query, query, now=now, security=security, path=path)
 
     def close(self) -> None:
+        self.guard.close()
         self.warehouse.close()

@@ -19,7 +19,6 @@ import pytest
 
 from headless_bi.demo.data import generate_demo_data
 from headless_bi.graphql import build_schema, make_context
-from headless_bi.graphql.context import context_key
 from headless_bi.graphql.filters import order_pairs, where_filters
 from headless_bi.runtime import Runtime, Settings
 from headless_bi.semantic.loader import load_models
@@ -622,7 +621,7 @@ def test_internal_errors_are_masked_and_logged(tpch, caplog):
         model = runtime.model
         settings = runtime.settings
 
-        async def run(self, query: dict) -> Any:
+        async def run(self, query: dict, **_: Any) -> Any:
             raise RuntimeError("secret connection string postgres://u:p@h/db")
 
     with caplog.at_level("ERROR", logger="headless_bi.graphql"):
@@ -649,13 +648,13 @@ class FakeUpdate:
 
 
 class FakeHub:
-    """The live hub's contract: `subscribe(query, interval_s, context_key)` → async iterator."""
+    """The live hub's contract: `subscribe(query, interval_s, security)` → async iterator."""
 
     def __init__(self, updates: int = 2):
         self.calls: list[tuple] = []
         self.updates = updates
 
-    async def subscribe(self, query: dict, interval_s: float, key: str):
+    async def subscribe(self, query: dict, interval_s: float, key: object):
         self.calls.append((query, interval_s, key))
         for i in range(self.updates):
             yield FakeUpdate([{"orders.count": i}], datetime(2024, 1, 1, 12, 0, i, tzinfo=UTC))
@@ -698,7 +697,7 @@ def test_live_subscription_delegates_to_hub(tpch, monkeypatch):
         "measures": ["orders.count"],
         "timeDimensions": [{"dimension": "orders.orderdate", "dateRange": ["last 7 days"]}],
     }
-    assert interval == 5.0 and key == "anonymous" == context_key(make_context(runtime))
+    assert interval == 5.0 and key is None  # no security context: the operator's own query
 
 
 def test_live_rejects_bad_queries_before_subscribing(tpch, monkeypatch):

@@ -20,11 +20,14 @@ from conftest import _missing
 from headless_bi.errors import HeadlessBIError, QueryError
 from headless_bi.live import LiveHub, LiveUpdate, live_key
 from headless_bi.runtime import Runtime, Settings
+from headless_bi.security import SecurityContext
 
 REDIS_URL = os.environ.get("HBI_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 MODEL = (Path(__file__).parent / "models" / "live" / "events.yml").read_text()
 COUNT = {"measures": ["events.count", "events.amount"]}
 BY_KIND = {"measures": ["events.count"], "dimensions": ["events.kind"], "order": {"events.kind": "asc"}}
+CTX = SecurityContext.create("ana", ["Analyst"], {"region": "EU"})
+OTHER_ROLE = SecurityContext.create("vic", ["Viewer"], {"region": "EU"})
 INTERVAL = 0.05
 
 
@@ -101,7 +104,7 @@ def counts(update: LiveUpdate) -> dict[str, Any]:
 def test_first_result_at_once_then_only_changes(runtime: Runtime) -> None:
     async def main() -> None:
         hub = LiveHub(runtime, redis_url="")
-        stream = Reader(hub.subscribe(COUNT, INTERVAL, "ctx"))
+        stream = Reader(hub.subscribe(COUNT, INTERVAL, CTX))
         first = await stream.next()
         assert counts(first) == {"events.count": 2, "events.amount": 3.75}
         await stream.nothing_within(6 * INTERVAL)  # polls continue, nothing changed
@@ -119,11 +122,11 @@ def test_first_result_at_once_then_only_changes(runtime: Runtime) -> None:
 def test_identical_subscriptions_share_one_loop(runtime: Runtime) -> None:
     async def main() -> None:
         hub = LiveHub(runtime, redis_url="")
-        one = Reader(hub.subscribe(BY_KIND, INTERVAL, "ctx"))
+        one = Reader(hub.subscribe(BY_KIND, INTERVAL, CTX))
         # the same query with keys in another order is the same subscription
         same = {"order": {"events.kind": "asc"}, "dimensions": ["events.kind"], "measures": ["events.count"]}
-        two = Reader(hub.subscribe(same, INTERVAL, "ctx"))
-        other_context = Reader(hub.subscribe(BY_KIND, INTERVAL, "another-role"))
+        two = Reader(hub.subscribe(same, INTERVAL, CTX))
+        other_context = Reader(hub.subscribe(BY_KIND, INTERVAL, OTHER_ROLE))
         first = [await s.next() for s in (one, two, other_context)]
         assert first[0].data == first[1].data == first[2].data
         assert hub.stats()["queries"] == 2 and hub.stats()["subscribers"] == 3
@@ -158,7 +161,7 @@ def test_identical_subscriptions_share_one_loop(runtime: Runtime) -> None:
 def test_interval_clamped_to_minimum(runtime: Runtime) -> None:
     async def main() -> None:
         hub = LiveHub(runtime, redis_url="")
-        stream = Reader(hub.subscribe(COUNT, 0.0, "ctx"))
+        stream = Reader(hub.subscribe(COUNT, 0.0, CTX))
         await stream.next()
         before = hub.polls
         await asyncio.sleep(10 * INTERVAL)
@@ -172,7 +175,7 @@ def test_interval_clamped_to_minimum(runtime: Runtime) -> None:
 def test_poll_error_ends_the_stream(runtime: Runtime) -> None:
     async def main() -> None:
         hub = LiveHub(runtime, redis_url="")
-        stream = Reader(hub.subscribe(COUNT, INTERVAL, "ctx"))
+        stream = Reader(hub.subscribe(COUNT, INTERVAL, CTX))
         await stream.next()
         runtime.warehouse.execute("DROP TABLE events")
         with pytest.raises(QueryError):
@@ -182,7 +185,7 @@ def test_poll_error_ends_the_stream(runtime: Runtime) -> None:
         assert hub.stats()["queries"] == 0
         # a bad query fails its subscriber at once
         with pytest.raises(QueryError, match="Unknown"):
-            await Reader(hub.subscribe({"measures": ["events.nope"]}, INTERVAL, "ctx")).next()
+            await Reader(hub.subscribe({"measures": ["events.nope"]}, INTERVAL, CTX)).next()
         await hub.aclose()
 
     asyncio.run(main())
@@ -199,9 +202,9 @@ def test_redis_one_poller_serves_two_processes(runtime: Runtime, redis_prefix: s
     async def main() -> None:
         first_hub = LiveHub(runtime, redis_url=REDIS_URL, prefix=redis_prefix)
         second_hub = LiveHub(runtime, redis_url=REDIS_URL, prefix=redis_prefix)
-        a = Reader(first_hub.subscribe(COUNT, INTERVAL, "ctx"))
+        a = Reader(first_hub.subscribe(COUNT, INTERVAL, CTX))
         assert counts(await a.next())["events.count"] == 2
-        b = Reader(second_hub.subscribe(COUNT, INTERVAL, "ctx"))
+        b = Reader(second_hub.subscribe(COUNT, INTERVAL, CTX))
         assert counts(await b.next(timeout=1))["events.count"] == 2  # from the stored latest
 
         await asyncio.sleep(20 * INTERVAL)
@@ -231,7 +234,7 @@ def test_redis_one_poller_serves_two_processes(runtime: Runtime, redis_prefix: s
 def test_redis_error_reaches_subscribers_in_every_process(runtime: Runtime, redis_prefix: str) -> None:
     async def main() -> None:
         hubs = [LiveHub(runtime, redis_url=REDIS_URL, prefix=redis_prefix) for _ in range(2)]
-        streams = [Reader(hub.subscribe(COUNT, INTERVAL, "ctx")) for hub in hubs]
+        streams = [Reader(hub.subscribe(COUNT, INTERVAL, CTX)) for hub in hubs]
         for stream in streams:
             await stream.next()
         runtime.warehouse.execute("DROP TABLE events")
@@ -248,7 +251,7 @@ def test_redis_error_reaches_subscribers_in_every_process(runtime: Runtime, redi
 def test_unreachable_redis_falls_back_to_local_polling(runtime: Runtime) -> None:
     async def main() -> None:
         hub = LiveHub(runtime, redis_url="redis://127.0.0.1:1/0")
-        stream = Reader(hub.subscribe(COUNT, INTERVAL, "ctx"))
+        stream = Reader(hub.subscribe(COUNT, INTERVAL, CTX))
         assert counts(await stream.next())["events.count"] == 2
         await stream.close()
         await hub.aclose()

@@ -17,13 +17,14 @@ from strawberry.types.field import StrawberryField
 
 from headless_bi.errors import ForbiddenError, HeadlessBIError, QueryError
 from headless_bi.graphql.catalog import build_meta
-from headless_bi.graphql.context import context_key
+from headless_bi.graphql.context import visible_model
 from headless_bi.graphql.generic import columns, given, to_query_dict
 from headless_bi.graphql.reshape import reshape
 from headless_bi.graphql.selection import plan_query
 from headless_bi.graphql.typed_schema import TypedModel, make_function
 from headless_bi.graphql.types import LiveUpdate, LoadResult, Meta, QueryInput, ReloadResult
 from headless_bi.runtime import Runtime
+from headless_bi.security.context import SecurityContext
 from headless_bi.semantic.compiler import compile_query
 from headless_bi.service import QueryResult, bind_model
 
@@ -37,7 +38,7 @@ def cube_field(typed: TypedModel) -> StrawberryField:
     async def resolve(info: strawberry.Info, **options: Any) -> list[Any]:
         runtime: Runtime = info.context["runtime"]
         plan = plan_query(info.selected_fields, typed, options)
-        result = await runtime.run(plan.query)
+        result = await runtime.run(plan.query, security=info.context.get("security"), path="cube")
         timezone = result.compiled.query.timezone
 
         def shape() -> list[Any]:
@@ -81,7 +82,7 @@ async def load(info: strawberry.Info, query: QueryInput) -> LoadResult:
     """Run a query given as Cube's query JSON (for tools that build queries at run time)."""
     runtime: Runtime = info.context["runtime"]
     query_dict = to_query_dict(query)
-    result = await runtime.run(query_dict)
+    result = await runtime.run(query_dict, security=info.context.get("security"), path="load")
     data = await _off_loop(result, lambda: result.data)
     return LoadResult(
         data=data,
@@ -93,8 +94,8 @@ async def load(info: strawberry.Info, query: QueryInput) -> LoadResult:
 
 
 def meta(info: strawberry.Info) -> Meta:
-    """The cubes and views of the running model with their public members."""
-    return build_meta(info.context["runtime"].model)
+    """The cubes and views of the running model with the members the caller may use."""
+    return build_meta(visible_model(info.context))
 
 
 async def live(
@@ -113,8 +114,14 @@ async def live(
     hub = getattr(runtime, "live", None)
     if hub is None:
         raise HeadlessBIError("live queries are not enabled on this server")
-    await asyncio.to_thread(_validate, runtime, query_dict)  # errors now, not on the first refresh
-    async for update in hub.subscribe(query_dict, interval, context_key(info.context)):
+    security = info.context.get("security")
+    await asyncio.to_thread(_validate, runtime, query_dict, security)  # errors now, not on the first push
+    recheck = info.context.get("recheck")
+    async for update in hub.subscribe(query_dict, interval, security):
+        if recheck is not None and security is not None:
+            # Each push is for who the caller is now: a revoked key, a disabled user or a changed
+            # role or attribute ends the stream (with the error) instead of pushing more rows.
+            await asyncio.to_thread(recheck, security)
         yield LiveUpdate(data=update.data, refreshedAt=update.refreshed_at)
 
 
@@ -127,15 +134,27 @@ async def reload_models(info: strawberry.Info) -> ReloadResult:
     return ReloadResult(version=model.version, cubes=list(model.cubes), views=list(model.views))
 
 
-def _validate(runtime: Runtime, query: dict[str, Any]) -> None:
+def _validate(runtime: Runtime, query: dict[str, Any], security: SecurityContext | None) -> None:
+    """Compile once before subscribing; for a caller this is the audited, rate-limited event (the
+    polls that follow are not: one subscription is one entry in the audit log)."""
     settings = runtime.settings
-    compile_query(
-        runtime.model,
-        query,
-        dialect=runtime.warehouse.dialect,
-        default_limit=settings.default_limit,
-        max_limit=settings.max_rows,
-    )
+    try:
+        if security is not None:
+            runtime.guard.admit(security)
+        compiled = compile_query(
+            bind_model(runtime.model, runtime.warehouse),
+            query,
+            dialect=runtime.warehouse.dialect,
+            default_limit=settings.default_limit,
+            max_limit=settings.max_rows,
+            security=security,
+        )
+    except Exception as exc:
+        if security is not None:
+            runtime.guard.record(security, "live", query, error=exc)
+        raise
+    if security is not None:
+        runtime.guard.record(security, "live", query, sql=compiled.sql)
 
 
 async def _off_loop(result: QueryResult, work: Callable[[], Any]) -> Any:
