@@ -121,7 +121,9 @@ async def live(
         if recheck is not None and security is not None:
             # Each push is for who the caller is now: a revoked key, a disabled user or a changed
             # role or attribute ends the stream (with the error) instead of pushing more rows.
-            await asyncio.to_thread(recheck, security)
+            current = await asyncio.to_thread(recheck, security)  # raises once the key or user is gone
+            if current.policy_key != security.policy_key:
+                raise ForbiddenError("your roles or attributes changed: subscribe again to see what you may")
         yield LiveUpdate(data=update.data, refreshedAt=update.refreshed_at)
 
 

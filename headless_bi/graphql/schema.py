@@ -25,7 +25,7 @@ from headless_bi.runtime import Settings
 from headless_bi.semantic.model import SemanticModel
 
 _CACHE: OrderedDict[tuple[Any, Settings], strawberry.Schema] = OrderedDict()
-_CACHE_SIZE = 4
+_CACHE_SIZE = 32  # one schema per model version and per policy key in use
 _LOCK = threading.Lock()
 
 

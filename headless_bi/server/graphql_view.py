@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
 from cross_web import HTTPException
@@ -42,6 +43,8 @@ _CREDENTIAL_KEYS = ("authorization", "x-api-key")
 _WS_AUTHENTICATED = "_hbi_ws_authenticated"  # context key: connection_init already authenticated
 # Before connection_init a WebSocket context has no identity; strawberry runs no operation until then.
 _PENDING = SecurityContext.create("unauthenticated", (), {}, auth="anonymous")
+# The caller of the operation running in this task: the schema it sees depends on its policies.
+_CALLER: ContextVar[SecurityContext | None] = ContextVar("hbi_caller")
 
 
 class _CurrentSchemaMixin:
@@ -51,7 +54,9 @@ class _CurrentSchemaMixin:
 
     @property
     def schema(self) -> BaseSchema:
-        return self.view.schema
+        context = getattr(self, "context", None)
+        security = context.get("security") if isinstance(context, dict) else _PENDING
+        return self.view.schemas.for_security(security)
 
     @schema.setter
     def schema(self, value: BaseSchema) -> None:  # the base __init__ assigns it; the view owns it
@@ -88,12 +93,27 @@ class GraphQLView(GraphQL):
         self._ide_html = local_html(self.graphql_ide_html)
 
     @property
+    def schemas(self) -> CurrentSchema:
+        return self._schemas
+
+    @property
     def schema(self) -> BaseSchema:
-        return self._schemas.schema
+        """The caller's schema during an operation (see `execute_operation`), else the model's."""
+        caller = _CALLER.get(None)
+        return self._schemas.schema if caller is None else self._schemas.for_security(caller)
 
     @schema.setter
     def schema(self, value: BaseSchema) -> None:
         self._schemas.schema = value
+
+    async def execute_operation(self, *args: Any, **kwargs: Any) -> Any:
+        """Runs the operation on the schema of the caller's security context."""
+        context = kwargs["context"] if "context" in kwargs else args[3]
+        token = _CALLER.set(context.get("security") if isinstance(context, dict) else _PENDING)
+        try:
+            return await super().execute_operation(*args, **kwargs)
+        finally:
+            _CALLER.reset(token)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -134,7 +154,13 @@ class GraphQLView(GraphQL):
                 security = _PENDING  # only the page is served: no operation runs on this context
         else:
             security = self.authenticator.authenticate(request.headers, request.cookies)
-        return self._make_context(self._runtime, request=request, response=response, security=security)
+        return self._make_context(
+            self._runtime,
+            request=request,
+            response=response,
+            security=security,
+            recheck=self.authenticator.recheck,
+        )
 
     def authenticate_ws(self, context: Any, payload: dict[str, Any] | None) -> str | None:
         """At connection_init: the identity from the payload's `Authorization` (or `X-API-Key`), else
@@ -153,7 +179,11 @@ class GraphQLView(GraphQL):
         except AuthenticationError as exc:
             return exc.message
         fresh = self._make_context(
-            self._runtime, request=request, response=context.get("response"), security=security
+            self._runtime,
+            request=request,
+            response=context.get("response"),
+            security=security,
+            recheck=self.authenticator.recheck,
         )
         params = context.get("connection_params")
         context.clear()

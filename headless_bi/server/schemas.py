@@ -17,6 +17,8 @@ from strawberry.schema import BaseSchema
 
 from headless_bi.errors import HeadlessBIError
 from headless_bi.runtime import Runtime, Settings
+from headless_bi.security.context import SecurityContext
+from headless_bi.security.govern import govern
 from headless_bi.semantic.model import SemanticModel
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,17 @@ class CurrentSchema:
         self.schema = factory(runtime.model, runtime.settings)
         self.version = runtime.model.version
         runtime.on_reload(self.rebuild)
+
+    def for_security(self, security: SecurityContext | None) -> BaseSchema:
+        """The schema `security` sees: built from the model governed for it, so members its policies
+        hide are not in its types or its introspection (cached per policy key by the factory)."""
+        if security is None:
+            return self.schema
+        model = self._runtime.model
+        if model.version != self.version:  # mid-reload: stay on the schema being served
+            return self.schema
+        governed = govern(model, security).model
+        return self.schema if governed is model else self._factory(governed, self._runtime.settings)
 
     def rebuild(self, model: SemanticModel) -> Callable[[], None]:
         """Build the schema for `model` before the runtime swaps models; a failure refuses the reload,
