@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from headless_bi.live import LiveHub
+from headless_bi.result_cache import ResultCache
 from headless_bi.security.context import SecurityContext
 from headless_bi.security.guard import QueryGuard
 from headless_bi.semantic.loader import load_models
@@ -53,6 +54,7 @@ class Settings:
     token_ttl_s: int = 3600  # default lifetime of bearer tokens from the login endpoint / `token`
     rate_limit_per_minute: int = 600  # queries per user and minute; 0 turns the limit off
     audit: bool = True  # write every query to the audit log table of the metadata DB
+    result_cache_ttl_s: float = 10.0  # callers' results are reused this long (0: off); live polls never
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -92,10 +94,12 @@ class Runtime:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     live: LiveHub = field(init=False, repr=False)  # live queries; `await live.aclose()` on shutdown
     guard: QueryGuard = field(init=False, repr=False)  # rate limit and audit log of callers' queries
+    results: ResultCache = field(init=False, repr=False)  # recent results of callers' queries
 
     def __post_init__(self) -> None:
         self.live = LiveHub(self)
         self.guard = QueryGuard(self.settings)
+        self.results = ResultCache(self.settings.result_cache_ttl_s)
 
     @classmethod
     def start(cls, settings: Settings) -> Runtime:
@@ -155,6 +159,7 @@ class Runtime:
                 timeout_s=self.settings.query_timeout_s,
                 default_limit=self.settings.default_limit,
                 max_limit=self.settings.max_rows,
+                cache=self.results if path is not None else None,
             )
         except Exception as exc:
             if audited:

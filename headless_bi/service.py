@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 from sqlglot import exp
 
 from headless_bi.errors import HeadlessBIError
+from headless_bi.result_cache import ResultCache
 from headless_bi.semantic.compiler import CompiledQuery, MemberAnnotation, compile_query, render
 from headless_bi.semantic.model import SemanticModel
 from headless_bi.warehouse.base import Warehouse
@@ -102,15 +103,26 @@ def run_query(
     *,
     now: datetime | None = None,
     timeout_s: float | None = None,
+    cache: ResultCache | None = None,
     **compile_options: Any,
 ) -> QueryResult:
     compiled = compile_query(
         bind_model(model, warehouse), query, dialect=warehouse.dialect, now=now, **compile_options
     )
+    key = None
+    if cache is not None and cache.enabled:
+        security = compile_options.get("security")
+        scope = "operator" if security is None else security.policy_key
+        key = (str(id(warehouse)), model.version, scope, compiled.sql, compiled.total_sql or "")
+        hit = None if isinstance(query, dict) and query.get("renewQuery") else cache.get(key)
+        if hit is not None:
+            return QueryResult(compiled, hit.table, hit.total)
     table = warehouse.execute(compiled.sql, timeout_s=timeout_s)
     total = None
     if compiled.total_sql is not None:
         total = int(warehouse.execute(compiled.total_sql, timeout_s=timeout_s).column(0)[0].as_py())
+    if key is not None:
+        cache.put(key, table, total)  # type: ignore[union-attr]
     return QueryResult(compiled, table, total)
 
 

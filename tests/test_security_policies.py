@@ -240,3 +240,28 @@ def test_same_query_same_sql_shape_for_two_regions_but_different_numbers(tpch) -
     for got, want in zip(america, expected, strict=True):
         assert got["sales.revenue"] == pytest.approx(float(list(want.values())[1]), rel=1e-9)
     assert europe != america
+
+
+# -- the result cache ----------------------------------------------------------------------------
+
+
+def test_result_cache_is_never_shared_across_policies(tpch, tmp_path: Path) -> None:
+    from headless_bi.runtime import Runtime, Settings
+
+    model, warehouse = tpch
+    settings = Settings(metadata_url=f"sqlite:///{tmp_path / 'm.db'}", audit=False, result_cache_ttl_s=60)
+    runtime = Runtime(settings, warehouse, model)
+    query = {"measures": ["sales.revenue"]}
+    admin = runtime.query(query, security=user("Admin"), path="load").data
+    analyst = runtime.query(query, security=user("Analyst", region="ASIA"), path="load").data
+    assert runtime.results.hits == 0  # the admin's cached total was not served to the analyst
+    assert analyst[0]["sales.revenue"] == pytest.approx(revenue_in(tpch, "ASIA"), rel=1e-9)
+    assert admin[0]["sales.revenue"] != analyst[0]["sales.revenue"]
+    again = runtime.query(query, security=user("Analyst", region="ASIA"), path="load").data
+    assert again == analyst and runtime.results.hits == 1  # same policies: served from the cache
+    other = runtime.query(query, security=user("Analyst", region="EUROPE"), path="load").data
+    assert runtime.results.hits == 1
+    assert other[0]["sales.revenue"] == pytest.approx(revenue_in(tpch, "EUROPE"), rel=1e-9)
+    runtime.query({**query, "renewQuery": True}, security=user("Admin"), path="load")
+    runtime.query(query, security=user("Admin"))  # internal re-runs (live polls) bypass the cache
+    assert runtime.results.hits == 1

@@ -65,7 +65,7 @@ def cube_field(typed: TypedModel) -> StrawberryField:
         arg("limit", int, "Row limit (default and maximum set by the server)."),
         arg("offset", int, "Rows to skip."),
         arg("timezone", str, "IANA time zone for buckets, date ranges and `zoned` values (default UTC)."),
-        arg("renewQuery", bool, "Accepted for Cube compatibility; results are never cached."),
+        arg("renewQuery", bool, "Run on the warehouse even if a recent identical result is cached."),
         arg("ungrouped", bool, "One row per source row, no aggregation."),
         arg("orderBy", typed.root_order, "Sort keys by cube; each cube's own `orderBy` follows these."),
     ]
