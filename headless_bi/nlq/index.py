@@ -1,0 +1,208 @@
+"""The grounding index: every member the caller may see, its phrases, and low-cardinality values.
+
+Enumerated only through `semantic.catalog.owners`/`members`, so a member hidden from the caller can never
+be matched, suggested or leak through "did you mean". Distinct values are read through the caller's own
+`execute` (row-level policies apply to them too). Built once per (model version, visible members,
+context key) and cached; a new model version builds a new index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from headless_bi.nlq.embeddings import get_embedder
+from headless_bi.nlq.text import humanize, norm
+from headless_bi.semantic.catalog import Visible, members, owners
+from headless_bi.semantic.model import Cube, Dimension, Measure, Member, SemanticModel
+
+MAX_VALUES = 200  # a string dimension with more distinct values is not indexed by value
+SKIP_VALUE_NAMES = re.compile(r"(^|_)(id|key|email|phone|address|comment|sku|timezone)$")
+Execute = Callable[[dict[str, Any]], Any]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One visible member (or a cube itself: kind 'entity') and the phrases that name it."""
+
+    path: str
+    owner: str
+    is_view: bool
+    kind: str  # measure | dimension | segment | entity
+    type: str  # dimension type, measure type, '' for segments and entities
+    title: str
+    description: str
+    phrases: tuple[str, ...]
+    target: Member | None  # the cube member (shared by a cube member and the view members aliasing it)
+    cube: str  # the target's cube (for an entity: the cube itself)
+
+    @property
+    def key(self) -> int:
+        """Identity of what is measured/grouped: a cube member and its view aliases share it."""
+        return id(self.target) if self.target is not None else hash(self.path)
+
+
+@dataclass(frozen=True)
+class ValueEntry:
+    entry: Entry  # the string dimension
+    value: str  # as stored, used in the filter
+
+
+@dataclass
+class Index:
+    entries: list[Entry]
+    exact: dict[str, list[Entry]]
+    values: dict[str, list[ValueEntry]]
+    phrases: list[str]  # unique phrases of entries, aligned with `vectors`
+    vectors: np.ndarray | None
+    value_phrases: list[str]
+    joins: dict[str, list[str]]  # cube → cubes it reaches many_to_one (for default time dimensions)
+    by_owner: dict[str, list[Entry]] = field(default_factory=dict)
+
+    def entity(self, cube: str) -> Entry | None:
+        return next((e for e in self.entries if e.kind == "entity" and e.cube == cube), None)
+
+
+def _phrases(v: Visible, extra: list[str]) -> tuple[str, ...]:
+    found = [humanize(v.name), v.title, *v.member.synonyms, *extra]
+    return tuple(dict.fromkeys(p for p in (norm(x) for x in found) if p))
+
+
+def _entries(model: SemanticModel) -> list[Entry]:
+    out: list[Entry] = []
+    for owner in owners(model):
+        is_view = not isinstance(owner, Cube)
+        if not is_view:
+            words = [humanize(owner.name), owner.title, *_synonyms(owner.meta)]
+            out.append(
+                Entry(owner.name, owner.name, False, "entity", "", owner.title, owner.description or "",
+                      tuple(dict.fromkeys(norm(w) for w in words if norm(w))), None, owner.name)
+            )  # fmt: skip
+        for v in members(model, owner):
+            member = v.member
+            kind = v.kind
+            mtype = member.type if isinstance(member, Dimension | Measure) else ""
+            extra = []
+            if is_view and v.title != member.title:
+                extra.append(member.title)  # a view alias keeps the cube member's wording too
+            out.append(
+                Entry(v.path, owner.name, is_view, kind, mtype, v.title, v.description or "",
+                      _phrases(v, extra), member, member.cube)
+            )  # fmt: skip
+    return out
+
+
+def _synonyms(meta: dict[str, Any]) -> list[str]:
+    value = meta.get("synonyms") or []
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def _values(entries: list[Entry], execute: Execute | None) -> dict[str, list[ValueEntry]]:
+    """Distinct values of low-cardinality string dimensions, one probe per underlying member."""
+    out: dict[str, list[ValueEntry]] = defaultdict(list)
+    if execute is None:
+        return out
+    probed: dict[int, list[str] | None] = {}
+    for e in entries:
+        if e.kind != "dimension" or e.type != "string" or SKIP_VALUE_NAMES.search(e.path.split(".")[-1]):
+            continue
+        if e.key not in probed:
+            try:
+                rows = execute({"dimensions": [e.path], "limit": MAX_VALUES + 1}).data
+            except Exception:
+                rows = []
+            vals = [r.get(e.path) for r in rows]
+            probed[e.key] = None if len(vals) > MAX_VALUES else [str(v) for v in vals if v not in (None, "")]
+        for value in probed[e.key] or []:
+            for phrase in _value_phrases(value):
+                out[phrase].append(ValueEntry(e, value))
+    return dict(out)
+
+
+def _value_phrases(value: str) -> list[str]:
+    phrase = norm(value)
+    if len(phrase) < 2 or phrase.isdigit():
+        return []
+    found = [phrase]
+    stripped = re.sub(r"^\d+\s+", "", phrase)  # TPC-H's "1-URGENT" is asked about as "urgent"
+    if stripped != phrase and len(stripped) >= 3:
+        found.append(stripped)
+    return found
+
+
+def _joins(model: SemanticModel, entries: list[Entry]) -> dict[str, list[str]]:
+    """For each cube behind a visible member: the cubes it reaches by many_to_one joins, nearest first."""
+    out: dict[str, list[str]] = {}
+    for cube_name in {e.cube for e in entries}:
+        seen, frontier = [cube_name], [cube_name]
+        while frontier:
+            nxt = []
+            for name in frontier:
+                cube = model.cubes.get(name)
+                for join in cube.joins.values() if cube else ():
+                    if join.seen_from(name) == "many_to_one" and join.target not in seen:
+                        seen.append(join.target)
+                        nxt.append(join.target)
+            frontier = nxt
+        out[cube_name] = seen
+    return out
+
+
+def build_index(model: SemanticModel, execute: Execute | None = None) -> Index:
+    entries = _entries(model)
+    exact: dict[str, list[Entry]] = defaultdict(list)
+    for e in entries:
+        for p in e.phrases:
+            exact[p].append(e)
+    phrases = list(exact)
+    embedder = get_embedder()
+    vectors = embedder.encode(phrases) if embedder is not None and phrases else None
+    values = _values(entries, execute)
+    by_owner: dict[str, list[Entry]] = defaultdict(list)
+    for e in entries:
+        by_owner[e.owner].append(e)
+    return Index(entries, dict(exact), values, phrases, vectors, list(values), _joins(model, entries),
+                 dict(by_owner))  # fmt: skip
+
+
+def fingerprint(model: SemanticModel) -> str:
+    """The visible members: two governed views of one model version differ here."""
+    digest = hashlib.sha1(usedforsecurity=False)
+    for owner in owners(model):
+        for v in members(model, owner):
+            digest.update(v.path.encode() + b"\0")
+    return digest.hexdigest()
+
+
+_CACHE: OrderedDict[tuple[Any, ...], Index] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+_BUILD_LOCKS: dict[tuple[Any, ...], threading.Lock] = {}
+
+
+def get_index(model: SemanticModel, execute: Execute | None, context_key: Hashable = None) -> Index:
+    """The cached index for this model version, visible members and context (e.g. row-level role)."""
+    key = (model.version, fingerprint(model), context_key, execute is None)
+    with _CACHE_LOCK:
+        index = _CACHE.get(key)
+        if index is not None:
+            _CACHE.move_to_end(key)
+            return index
+        lock = _BUILD_LOCKS.setdefault(key, threading.Lock())
+    with lock:  # one build per key even when many requests arrive at once
+        with _CACHE_LOCK:
+            if key in _CACHE:
+                return _CACHE[key]
+        index = build_index(model, execute)
+        with _CACHE_LOCK:
+            _CACHE[key] = index
+            _BUILD_LOCKS.pop(key, None)
+            while len(_CACHE) > 32:
+                _CACHE.popitem(last=False)
+    return index

@@ -1,0 +1,87 @@
+"""Phrase → index candidates: exact, fuzzy (typos) and embedding (synonyms the model does not list).
+
+Scores are comparable across the three: exact 1.0, fuzzy ≤ 0.9, embedding ≤ 0.8, so a phrase the model
+names wins over a guess, and a longer phrase wins over its parts (see `matcher.select`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from headless_bi.nlq.embeddings import get_embedder
+from headless_bi.nlq.index import Entry, Index, ValueEntry
+
+try:
+    from rapidfuzz import fuzz, process
+
+    def _fuzzy(query: str, choices: list[str], cutoff: float) -> list[tuple[str, float]]:
+        found = process.extract(query, choices, scorer=fuzz.ratio, score_cutoff=cutoff, limit=3)
+        return [(choice, score / 100) for choice, score, _ in found]
+
+except ImportError:  # pragma: no cover - difflib keeps typo matching when rapidfuzz is missing
+    import difflib
+
+    def _fuzzy(query: str, choices: list[str], cutoff: float) -> list[tuple[str, float]]:
+        found = difflib.get_close_matches(query, choices, n=3, cutoff=cutoff / 100)
+        return [(c, difflib.SequenceMatcher(None, query, c).ratio()) for c in found]
+
+
+EMBED_THRESHOLD = 0.62
+MAX_EMBEDDED = 48  # n-grams embedded per question: bounds latency
+
+
+@dataclass
+class Candidate:
+    start: int  # token range [start, end)
+    end: int
+    phrase: str
+    score: float
+    how: str  # exact | fuzzy | embedding | value | value-fuzzy
+    entries: list[Entry] = field(default_factory=list)
+    values: list[ValueEntry] = field(default_factory=list)
+
+
+def lookup(index: Index, grams: list[tuple[int, int, str]]) -> list[Candidate]:
+    """Every n-gram's candidates; embeddings only for n-grams without an exact member match."""
+    found: list[Candidate] = []
+    unexplained: list[tuple[int, int, str]] = []
+    for start, end, phrase in grams:
+        entries = index.exact.get(phrase)
+        if entries:
+            found.append(Candidate(start, end, phrase, 1.0, "exact", list(entries)))
+        values = index.values.get(phrase)
+        if values:
+            found.append(Candidate(start, end, phrase, 0.97, "value", values=list(values)))
+        if entries or values:
+            continue
+        unexplained.append((start, end, phrase))
+        if len(phrase) >= 5:
+            for choice, score in _fuzzy(phrase, index.phrases, 86):
+                found.append(Candidate(start, end, phrase, 0.9 * score, "fuzzy", list(index.exact[choice])))
+            if len(phrase) >= 6:
+                for choice, score in _fuzzy(phrase, index.value_phrases, 90):
+                    found.append(
+                        Candidate(start, end, phrase, 0.88 * score, "value-fuzzy",
+                                  values=list(index.values[choice]))
+                    )  # fmt: skip
+    embedder = get_embedder()
+    if embedder is not None and index.vectors is not None and unexplained:
+        todo = [g for g in unexplained if end_len(g) <= 3][:MAX_EMBEDDED]
+        if todo:
+            vectors = embedder.encode([p for _, _, p in todo])
+            sims = vectors @ index.vectors.T
+            for (start, end, phrase), row in zip(todo, sims, strict=True):
+                best = int(np.argmax(row))
+                sim = float(row[best])
+                if sim >= EMBED_THRESHOLD:
+                    choice = index.phrases[best]
+                    found.append(
+                        Candidate(start, end, phrase, 0.8 * sim, "embedding", list(index.exact[choice]))
+                    )
+    return found
+
+
+def end_len(gram: tuple[int, int, str]) -> int:
+    return gram[1] - gram[0]

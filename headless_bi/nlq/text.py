@@ -1,0 +1,40 @@
+"""Normalisation shared by the index and the question: the same function on both sides makes lookups exact."""
+
+from __future__ import annotations
+
+import re
+
+_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|%|&|#|>=|<=|>|<")
+STOPWORDS = frozenset(
+    ["a", "an", "the", "of", "for", "in", "on", "at", "to", "by", "per", "and", "or", "with", "what", "whats", "what's", "is", "are", "was", "were", "be", "been", "show", "me", "give", "list", "get", "tell", "how", "many", "much", "do", "does", "did", "i", "we", "our", "my", "please", "can", "could", "you", "see", "display", "which", "who", "where", "when", "there", "their", "it", "its", "that", "this", "these", "those", "from", "into", "as", "all", "each", "every", "across", "over", "split", "broken", "down", "grouped", "group", "break", "out", "vs", "versus", "compared", "than", "top", "bottom", "most", "least", "highest", "lowest", "best", "worst", "biggest", "largest", "smallest", "number", "count", "total", "amount", "sum", "overall", "value", "values", "have", "has", "had", "made", "get", "got", "want", "need", "like", "let", "us", "look", "find", "report", "chart", "graph", "table", "trend", "along", "between", "per", "breakdown", "plus", "also", "sorted", "ordered", "ranked", "sort", "order", "rank", "ascending", "descending", "asc", "desc", "up", "down", "did", "not", "without", "excluding", "except"]
+)
+
+
+def singular(word: str) -> str:
+    """Crude English singular: enough to make 'orders'/'order', 'categories'/'category' meet."""
+    if len(word) <= 3 or word.endswith(("ss", "us", "is")):
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith(("ches", "shes", "xes", "sses")):
+        return word[:-2]
+    if word.endswith("s"):
+        return word[:-1]
+    return word
+
+
+def tokens(text: str) -> list[tuple[str, int, int]]:
+    """(token, start, end) over the lower-cased text; '_' and '-' split words, '&' stays a token."""
+    lowered = text.lower().replace("_", " ")
+    return [(m.group(0), m.start(), m.end()) for m in _TOKEN.finditer(lowered)]
+
+
+def norm(text: str) -> str:
+    """A phrase as the index keys it: lower-case singular words, '&' as 'and'."""
+    words = [singular("and" if t == "&" else t) for t, _, _ in tokens(text)]
+    return " ".join(w for w in words if w not in ("%", "#"))
+
+
+def humanize(name: str) -> str:
+    """'signed_up_at' → 'signed up at' (names are phrases too)."""
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name).replace("_", " ").lower()
