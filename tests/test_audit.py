@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from psycopg.conninfo import conninfo_to_dict
-from sqlalchemy import URL, text
+from sqlalchemy import URL, inspect, text
 
 from fab_ui import create_app
 from fab_ui.bootstrap import ADMIN_PASSWORD_ENV
@@ -268,6 +268,16 @@ def test_closed_log_drops_and_warns(sqlite_url: str, caplog: pytest.LogCaptureFi
     assert audit.flush(timeout_s=1)
 
 
+def test_times_are_stored_in_utc(audit: AuditLog) -> None:
+    paris = timezone(timedelta(hours=2))
+    audit.record(AuditEvent("ann", "graphql", at=datetime(2024, 5, 1, 14, 0, tzinfo=paris)))
+    audit.record(AuditEvent("bob", "graphql", at=datetime(2024, 5, 1, 12, 30)))  # naive: taken as UTC
+    assert audit.flush()
+    assert [same_time(row)["at"] for row in rows(audit)] == [
+        datetime(2024, 5, 1, 12, 0, tzinfo=UTC), datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
+    ]
+
+
 def test_event_timestamp_is_utc_now() -> None:
     event = AuditEvent("ann", "graphql")
     assert event.at.tzinfo is UTC
@@ -290,6 +300,8 @@ def login(client: FlaskClient, username: str, password: str) -> Any:
 def ui_app(tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> Flask:
     monkeypatch.setenv(ADMIN_PASSWORD_ENV, PASSWORD)
     app = create_app(Settings(metadata_url=sqlite_url), var_dir=tmp_path / "var")
+    with app.app_context():  # FAB's create_all made the table, before any AuditLog existed
+        assert TABLE in inspect(app.appbuilder.session.get_bind()).get_table_names()
     audit = AuditLog(sqlite_url, flush_interval_s=0.05)
     base = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
     audit.record(AuditEvent("ann", "graphql", rows=7, at=base))

@@ -122,7 +122,7 @@ class AuditEvent:
     def row(self) -> dict[str, Any]:
         """The table row: roles joined, over-long values cut so one event cannot fail a batch."""
         values: dict[str, Any] = {
-            "at": self.at, "user": self.user, "roles": ",".join(sorted(self.roles)), "auth": self.auth,
+            "at": _utc(self.at), "user": self.user, "roles": ",".join(sorted(self.roles)), "auth": self.auth,
             "path": self.path, "query": _cut(self.query, QUERY_MAX_CHARS), "sql_hash": self.sql_hash,
             "rows": self.rows, "duration_ms": self.duration_ms, "outcome": self.outcome,
             "error": _cut(self.error, ERROR_MAX_CHARS),
@@ -130,6 +130,11 @@ class AuditEvent:
         for name, width in _WIDTHS.items():
             values[name] = _cut(values[name], width)
         return values
+
+
+def _utc(at: datetime) -> datetime:
+    """In UTC, as SQLite stores the wall time and drops the zone; a naive time is taken as UTC."""
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 def _cut(text: str | None, limit: int) -> str | None:
