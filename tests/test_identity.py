@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -197,8 +198,9 @@ def test_cli_users_roles_tokens_and_keys(
     assert authenticator.authenticate({"X-API-Key": frank_key}).user == "frank"  # others keep working
 
 
-def test_fab_and_cli_share_users(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_fab_and_cli_share_users(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The admin UI's bootstrap admin gets tokens here; a CLI user logs into FAB's own auth."""
     from fab_ui.app import create_app as create_ui
 
@@ -322,9 +324,13 @@ def test_durations() -> None:
 
 
 @pytest.fixture
-def service(tmp_path: Path) -> Iterator[tuple[TestClient, list[Any], IdentityStore]]:
+def service(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[TestClient, list[Any], IdentityStore]]:
     """The ASGI app on a DuckDB :memory: runtime, recording the security context each request gets."""
     from headless_bi.server.app import create_app
+
+    monkeypatch.setenv("HBI_ADMIN_PASSWORD", "admin-pw-123")  # the admin UI's bootstrap admin
 
     url = f"sqlite:///{tmp_path / 'metadata.db'}"
     store = IdentityStore(url)
@@ -421,3 +427,18 @@ def test_admin_ui_session_cookie_is_accepted(service: Any) -> None:
     assert client.post("/graphql", json=TYPENAME).status_code == 401  # forged
     client.cookies.set("session", _session_serializer(SECRET).dumps({"csrf_token": "x"}))
     assert client.post("/graphql", json=TYPENAME).status_code == 401  # logged out
+
+
+def test_logging_into_the_admin_ui_authenticates_graphql(service: Any) -> None:
+    """The browser case: FAB's login form sets the session cookie that /graphql then accepts."""
+    client, seen, _ = service
+    page = client.get("/login/")
+    csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.text)
+    assert page.status_code == 200 and csrf is not None, page.text[:500]
+    form = {"username": "admin", "password": "admin-pw-123", "csrf_token": csrf.group(1)}
+    assert client.post("/login/", data=form, follow_redirects=False).status_code == 302
+    response = client.post("/graphql", json=TYPENAME)
+    assert response.status_code == 200, response.text
+    assert seen[-1].user == "admin" and seen[-1].auth == "session" and seen[-1].is_admin
+    client.get("/logout/", follow_redirects=False)
+    assert client.post("/graphql", json=TYPENAME).status_code == 401
