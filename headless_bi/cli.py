@@ -88,6 +88,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="json", choices=FORMATS)
     p.set_defaults(func=cmd_query)
 
+    p = sub.add_parser("ask", help="ask a question in plain language: the query it became, and the answer")
+    p.add_argument("question", metavar="QUESTION")
+    p.add_argument("--models", required=True, metavar="DIR")
+    p.add_argument(
+        "--warehouse", required=True, metavar="W", help="a DuckDB file, or a postgresql:// connection URL"
+    )
+    p.add_argument("--today", metavar="YYYY-MM-DD", help="the day relative dates count from (default: today)")
+    p.add_argument("--format", default="table", choices=("json", "table"))
+    p.set_defaults(func=cmd_ask)
+
     p = sub.add_parser("demo-data", help="generate the demo warehouse")
     p.add_argument("--warehouse", required=True, metavar="W")
     p.set_defaults(func=cmd_demo_data)
@@ -255,6 +265,48 @@ def cmd_query(args: argparse.Namespace) -> int:
             shown = _plural(len(result.data), "row")
             total = getattr(result, "total", None)
             print(f"({shown} of {total:,})" if total not in (None, len(result.data)) else f"({shown})")
+    return EXIT_OK
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from headless_bi.nlq.answer import ask
+    from headless_bi.semantic.loader import load_models
+    from headless_bi.service import run_query
+
+    try:
+        today = date.fromisoformat(args.today) if args.today else date.today()
+    except ValueError:
+        message = f"--today must be a date as YYYY-MM-DD, got {args.today!r}"
+        raise QueryError(message, value=args.today) from None
+    model = load_models(Path(args.models))
+    warehouse = open_warehouse(args.warehouse)
+    try:
+        answer = ask(
+            args.question, model=model, today=today,
+            execute=lambda q: run_query(model, warehouse, q), probe=lambda q: run_query(model, warehouse, q),
+        )  # fmt: skip
+    finally:
+        warehouse.close()
+    if args.format == "json":
+        out = answer.to_json_dict(include_sql=True)
+        json.dump(out, sys.stdout, indent=2, default=str, ensure_ascii=False)
+        sys.stdout.write("\n")
+        return EXIT_OK
+    if answer.query is None:
+        print(answer.clarification)
+        return EXIT_OK
+    print(f"{answer.restatement}  (confidence {answer.confidence:.0%})")
+    print(json.dumps(answer.query, ensure_ascii=False))
+    print()
+    sys.stdout.write(format_table(answer.data, [a.key for a in answer.annotations]))
+    print(f"({_plural(len(answer.data), 'row')})")
+    print()
+    print(answer.narrative)
+    for alt in answer.alternatives:
+        if "restatement" in alt:
+            print(f"  or: {alt['restatement']}")
     return EXIT_OK
 
 

@@ -13,13 +13,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from headless_bi.live import LiveHub
 from headless_bi.result_cache import ResultCache
 from headless_bi.security.context import SecurityContext
+from headless_bi.security.govern import govern
 from headless_bi.security.guard import QueryGuard
 from headless_bi.semantic.loader import load_models
 from headless_bi.semantic.model import SemanticModel
@@ -55,6 +56,7 @@ class Settings:
     rate_limit_per_minute: int = 600  # queries per user and minute; 0 turns the limit off
     audit: bool = True  # write every query to the audit log table of the metadata DB
     result_cache_ttl_s: float = 10.0  # callers' results are reused this long (0: off); live polls never
+    nlq_proposer: str = ""  # `module:factory` of a plugged-in question → query proposer (headless_bi.nlq)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -95,6 +97,7 @@ class Runtime:
     live: LiveHub = field(init=False, repr=False)  # live queries; `await live.aclose()` on shutdown
     guard: QueryGuard = field(init=False, repr=False)  # rate limit and audit log of callers' queries
     results: ResultCache = field(init=False, repr=False)  # recent results of callers' queries
+    _proposer: Any = field(default=None, init=False, repr=False)  # question → query, loaded on first ask
 
     def __post_init__(self) -> None:
         self.live = LiveHub(self)
@@ -177,6 +180,27 @@ class Runtime:
                 duration_ms=_ms(started),
             )
         return result
+
+    def ask(
+        self, question: str, *, security: SecurityContext | None = None, today: date | None = None
+    ) -> Any:
+        """Answer a question in plain language as `security` (None: the operator): the proposal is
+        made on the caller's governed model and run through `query` (path "ask": audited)."""
+        from headless_bi.nlq.answer import ask
+        from headless_bi.nlq.proposer import load_proposer
+
+        if self._proposer is None:
+            self._proposer = load_proposer(self.settings.nlq_proposer)
+        model = self._model if security is None else govern(self._model, security).model
+        return ask(
+            question,
+            model=model,
+            execute=lambda q: self.query(q, security=security, path="ask"),
+            probe=lambda q: self.query(q, security=security),
+            today=today or date.today(),
+            context_key=None if security is None else security.policy_key,
+            proposer=self._proposer,
+        )
 
     async def run(
         self,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import AsyncGenerator, Callable
+from datetime import date
 from typing import Annotated, Any
 
 import strawberry
@@ -22,7 +23,7 @@ from headless_bi.graphql.generic import columns, given, to_query_dict
 from headless_bi.graphql.reshape import reshape
 from headless_bi.graphql.selection import plan_query
 from headless_bi.graphql.typed_schema import TypedModel, make_function
-from headless_bi.graphql.types import LiveUpdate, LoadResult, Meta, QueryInput, ReloadResult
+from headless_bi.graphql.types import Answer, LiveUpdate, LoadResult, Meta, QueryInput, ReloadResult
 from headless_bi.runtime import Runtime
 from headless_bi.security.context import SecurityContext
 from headless_bi.semantic.compiler import compile_query
@@ -90,6 +91,30 @@ async def load(info: strawberry.Info, query: QueryInput) -> LoadResult:
         columns=columns(result.compiled.annotations),
         total=result.total,
         sql=result.sql if info.context.get("can_see_sql", True) else None,
+    )
+
+
+async def ask(info: strawberry.Info, question: str, today: date | None = None) -> Answer:
+    """Answer a question in plain language: the semantic query it became, read back, with the rows
+    (run under the caller's access like `load`), a chart type, a narrative and other readings.
+    `today` fixes the day relative dates ("last quarter") count from."""
+    runtime: Runtime = info.context["runtime"]
+    security = info.context.get("security")
+    answer = await asyncio.to_thread(runtime.ask, question, security=security, today=today)
+    return Answer(
+        question=answer.question,
+        query=answer.query,
+        restatement=answer.restatement,
+        confidence=answer.confidence,
+        data=answer.data,
+        columns=columns(answer.annotations),
+        chart=answer.chart,
+        narrative=answer.narrative,
+        alternatives=answer.alternatives,
+        clarification=answer.clarification,
+        titles=answer.titles,
+        comparison=answer.comparison,
+        sql=answer.sql if info.context.get("can_see_sql", True) else None,
     )
 
 

@@ -74,6 +74,7 @@ def _build(model: SemanticModel, settings: Settings) -> strawberry.Schema:
         query_fields["cube"] = (None, resolvers.cube_field(typed))
     query_fields["load"] = (None, strawberry.field(resolver=resolvers.load, name="load"))
     query_fields["meta"] = (None, strawberry.field(resolver=resolvers.meta, name="meta"))
+    query_fields["ask"] = (None, strawberry.field(resolver=resolvers.ask, name="ask"))
     query = make_type("Query", query_fields, description="headless-bi: Cube-compatible queries.")
     reload = strawberry.mutation(resolver=resolvers.reload_models, name="reloadModels")
     mutation = make_type("Mutation", {"reloadModels": (None, reload)})

@@ -228,6 +228,31 @@ class LoadResult:
     sql: str | None = strawberry.field(default=None, description="The SQL run, for roles allowed to see it.")
 
 
+@strawberry.type(description="The answer to a question in plain language (`ask`).")
+class Answer:
+    question: str
+    query: JSON | None = strawberry.field(
+        description="The semantic query the question became (Cube query JSON); null when it needs clarifying."
+    )
+    restatement: str = strawberry.field(description="The query read back in plain words.")
+    confidence: float = strawberry.field(description="0 to 1; under 0.6, check the alternatives.")
+    data: JSON = strawberry.field(description="Rows keyed like `load`'s data.")
+    columns: list[Column]
+    chart: str = strawberry.field(description="Suggested chart: number, bar, line, pie or table.")
+    narrative: str = strawberry.field(description="A short summary of the result in plain language.")
+    alternatives: JSON = strawberry.field(
+        description="Other readings ({query, restatement}) or a question back ({clarification, suggestions})."
+    )
+    clarification: str | None = strawberry.field(
+        default=None, description="Set when the question cannot be answered without asking back."
+    )
+    titles: JSON = strawberry.field(description="Title of every member of `query`, for labels.")
+    comparison: JSON | None = strawberry.field(
+        default=None, description="For questions such as 'vs last year': {label, query, data}."
+    )
+    sql: str | None = strawberry.field(default=None, description="The SQL run, for roles allowed to see it.")
+
+
 # -- catalog -------------------------------------------------------------------------------------
 
 

@@ -6,7 +6,20 @@ import re
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|%|&|#|>=|<=|>|<")
 STOPWORDS = frozenset(
-    ["a", "an", "the", "of", "for", "in", "on", "at", "to", "by", "per", "and", "or", "with", "what", "whats", "what's", "is", "are", "was", "were", "be", "been", "show", "me", "give", "list", "get", "tell", "how", "many", "much", "do", "does", "did", "i", "we", "our", "my", "please", "can", "could", "you", "see", "display", "which", "who", "where", "when", "there", "their", "it", "its", "that", "this", "these", "those", "from", "into", "as", "all", "each", "every", "across", "over", "split", "broken", "down", "grouped", "group", "break", "out", "vs", "versus", "compared", "than", "top", "bottom", "most", "least", "highest", "lowest", "best", "worst", "biggest", "largest", "smallest", "number", "count", "total", "amount", "sum", "overall", "value", "values", "have", "has", "had", "made", "get", "got", "want", "need", "like", "let", "us", "look", "find", "report", "chart", "graph", "table", "trend", "along", "between", "per", "breakdown", "plus", "also", "sorted", "ordered", "ranked", "sort", "order", "rank", "ascending", "descending", "asc", "desc", "up", "down", "did", "not", "without", "excluding", "except"]
+    [
+     "a", "an", "the", "of", "for", "in", "on", "at", "to", "by", "per", "and", "or", "with", "what",
+     "whats", "what's", "is", "are", "was", "were", "be", "been", "show", "me", "give", "list", "get",
+     "tell", "how", "many", "much", "do", "does", "did", "i", "we", "our", "my", "please", "can", "could",
+     "you", "see", "display", "which", "who", "where", "when", "there", "their", "it", "its", "that",
+     "this", "these", "those", "from", "into", "as", "all", "each", "every", "across", "over", "split",
+     "broken", "down", "grouped", "group", "break", "out", "vs", "versus", "compared", "than", "top",
+     "bottom", "most", "least", "highest", "lowest", "best", "worst", "biggest", "largest", "smallest",
+     "number", "count", "total", "amount", "sum", "overall", "value", "values", "have", "has", "had",
+     "made", "got", "want", "need", "like", "let", "us", "look", "find", "report", "chart", "graph",
+     "table", "trend", "along", "between", "breakdown", "plus", "also", "sorted", "ordered", "ranked",
+     "sort", "order", "rank", "ascending", "descending", "asc", "desc", "up", "not", "without",
+     "excluding", "except", "",
+    ]
 )
 
 

@@ -105,7 +105,7 @@ def _has_versus(text: str) -> bool:
 
 
 def _comparison(text: str, spec: TimeSpec, free: Callable, take: Callable) -> None:
-    """"vs last year", "year over year", "compared to the previous period": the baseline's unit."""
+    """ "vs last year", "year over year", "compared to the previous period": the baseline's unit."""
     pattern = (
         r"\b(?:(?:vs\.?|versus|compared (?:to|with)|against)\s+(?:the\s+)?(?:same\s+(?:period|time)\s+)?"
         r"(?:last|previous|prior|a)\s+(?P<what>year|period|month|quarter|week)"
@@ -238,7 +238,7 @@ def _month_year(m: re.Match[str], today: date) -> Period:
 
 
 def _month_alone(m: re.Match[str], today: date) -> Period:
-    """"in March": the latest March that has begun."""
+    """ "in March": the latest March that has begun."""
     month = MONTHS[m.group("m")]
     year = today.year if month <= today.month else today.year - 1
     return _unit_period(date(year, month, 1), "month")

@@ -1,0 +1,660 @@
+"""Question → `Interpretation`: the built-in, rule-and-index based proposer of a semantic query.
+
+Steps: time expressions and cue words (top N, comparators, "by", "how many", negation) are found first;
+the remaining words are matched against the index (`lexical.lookup`), the best non-overlapping phrases
+are kept, each gets a role from its context, and the members are placed on one owner when possible
+(one cube; else one view; else cubes joined), checked by the query layer before anything runs.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from headless_bi.errors import HeadlessBIError
+from headless_bi.nlq.index import Entry, Index
+from headless_bi.nlq.lexical import Candidate, lookup
+from headless_bi.nlq.restate import restate
+from headless_bi.nlq.text import STOPWORDS, tokens
+from headless_bi.nlq.timeparse import NUMBER_WORDS, TimeSpec, parse_time
+from headless_bi.semantic.model import SemanticModel
+from headless_bi.semantic.query import parse_query
+
+_N = r"(\d+|" + "|".join(k for k in NUMBER_WORDS if k != "a") + r")"
+RANK = re.compile(
+    r"\b(?P<dir>top|best|highest|largest|biggest|leading|bottom|worst|lowest|smallest|least)\s+" + _N + r"\b"
+)
+WHICH = re.compile(
+    r"\b(?:which|what)\b(?P<what>[^?]*?)\b(?:ha[sd]|had|with|sold|made|got|generated|brought|is|was)?\s*"
+    r"(?:the\s+)?(?P<dir>most|highest|largest|biggest|best|top|lowest|least|fewest|smallest|worst)\b"
+)
+SUPERLATIVE = re.compile(r"\b(?:the\s+)?(?P<dir>most|highest|largest|biggest|lowest|least|fewest|smallest)\b")
+COMPARATOR = re.compile(
+    r"(?P<op>more than|greater than|bigger than|higher than|over|above|at least|exceeding|"
+    r"less than|fewer than|smaller than|lower than|under|below|at most|>=|<=|>|<)\s*"
+    r"(?P<num>\d[\d,]*(?:\.\d+)?)\s*(?P<mult>k|m|thousand|million)?\b"
+)
+OPERATORS = {
+    "more than": "gt", "greater than": "gt", "bigger than": "gt", "higher than": "gt", "over": "gt",
+    "above": "gt", "exceeding": "gt", ">": "gt", "at least": "gte", ">=": "gte", "less than": "lt",
+    "fewer than": "lt", "smaller than": "lt", "lower than": "lt", "under": "lt", "below": "lt",
+    "<": "lt", "at most": "lte", "<=": "lte",
+}  # fmt: skip
+SORT = re.compile(r"\b(?:sorted|ordered|ranked|sort|order|rank)\s+(?:them\s+)?by\b")
+ASCENDING = re.compile(r"\b(ascending|asc|lowest first|smallest first|increasing)\b")
+SHARE = re.compile(
+    r"\b(share of total|share of|percentage of|percent of|proportion of|% of|split of|mix of)\b"
+)
+COUNT = re.compile(r"\b(how many|number of|count of|# of|count)\b")
+BREAKDOWN = {"by", "per", "each", "every", "across", "which", "what"}
+NEGATION = {"not", "excluding", "except", "without", "exclude", "non", "no"}
+DESCENDING_WORDS = {"top", "best", "highest", "largest", "biggest", "leading", "most"}
+
+
+@dataclass
+class Concept:
+    """One thing the question names, with the members it may mean (best first)."""
+
+    role: str  # measure | dimension | time | value | segment | measure_filter
+    cands: list[tuple[Entry, float]]
+    phrase: str
+    start: int = 0
+    end: int = 0
+    value: str | None = None
+    negate: bool = False
+    operator: str | None = None
+    number: float | None = None
+
+
+@dataclass
+class Interpretation:
+    """The proposed query and everything needed to explain it; `query` is None when nothing matched."""
+
+    question: str
+    query: dict[str, Any] | None
+    restatement: str
+    confidence: float
+    alternatives: list[dict[str, Any]] = field(default_factory=list)
+    compare_query: dict[str, Any] | None = None
+    compare_label: str | None = None
+    share: bool = False
+    chart: str = "table"
+    unmatched: list[str] = field(default_factory=list)
+    titles: dict[str, str] = field(default_factory=dict)
+
+
+def interpret(question: str, model: SemanticModel, index: Index, *, today: date) -> Interpretation:
+    lowered = question.lower()
+    toks = tokens(question)
+    used = [False] * len(toks)  # consumed by time expressions or cue phrases
+    spec = parse_time(lowered, today)
+    for a, b in spec.spans:
+        _consume(toks, used, a, b)
+    rank = _rank(lowered, toks, used)
+    comparators = _comparators(lowered, toks, used)
+    sort_at = _sort(lowered, toks, used)
+    share = bool(SHARE.search(lowered))
+    if share:
+        for m in SHARE.finditer(lowered):
+            _consume(toks, used, m.start(), m.end())
+    count_cues = [_tok_at(toks, m.start()) for m in COUNT.finditer(lowered)]
+    grams = _grams(toks, used)
+    chosen = select(lookup(index, grams))
+    concepts = _roles(chosen, toks, count_cues, comparators, index, lowered)
+    content = [
+        i for i, (t, _, _) in enumerate(toks) if not used[i] and t not in STOPWORDS and not t.isdigit()
+    ]
+    covered = {i for c in chosen for i in range(c.start, c.end)}
+    unmatched = [toks[i][0] for i in content if i not in covered]
+    return _build(question, model, index, spec, concepts, rank, sort_at, share, unmatched, content, toks)
+
+
+# --- cues ------------------------------------------------------------------------------------
+
+
+def _consume(toks: list[tuple[str, int, int]], used: list[bool], a: int, b: int) -> None:
+    for i, (_, s, e) in enumerate(toks):
+        if s < b and e > a:
+            used[i] = True
+
+
+def _tok_at(toks: list[tuple[str, int, int]], pos: int) -> int:
+    return next((i for i, (_, s, e) in enumerate(toks) if s <= pos < e or s >= pos), len(toks))
+
+
+def _number(text: str) -> int:
+    return int(text) if text.isdigit() else NUMBER_WORDS[text]
+
+
+@dataclass
+class Rank:
+    descending: bool
+    limit: int | None
+    at: int  # token index of the cue
+
+
+def _rank(lowered: str, toks: list[tuple[str, int, int]], used: list[bool]) -> Rank | None:
+    m = RANK.search(lowered)
+    if m:
+        _consume(toks, used, m.start(), m.end())
+        return Rank(m.group("dir") in DESCENDING_WORDS, _number(m.group(2)), _tok_at(toks, m.start()))
+    m = WHICH.search(lowered)
+    if m:
+        start = m.start("dir")
+        _consume(toks, used, start, m.end())
+        return Rank(m.group("dir") in DESCENDING_WORDS, 1, _tok_at(toks, m.start()))
+    m = SUPERLATIVE.search(lowered)
+    if m:
+        _consume(toks, used, m.start(), m.end())
+        return Rank(m.group("dir") in DESCENDING_WORDS, None, _tok_at(toks, m.start()))
+    return None
+
+
+def _comparators(
+    lowered: str, toks: list[tuple[str, int, int]], used: list[bool]
+) -> list[tuple[str, float, int]]:
+    """(operator, number, token index of the number) for 'over 1000', 'more than 5', '> 2k'."""
+    out = []
+    for m in COMPARATOR.finditer(lowered):
+        if any(used[i] for i, (_, s, e) in enumerate(toks) if s < m.end() and e > m.start()):
+            continue
+        value = float(m.group("num").replace(",", ""))
+        value *= {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6}.get(m.group("mult") or "", 1)
+        _consume(toks, used, m.start(), m.end())
+        out.append((OPERATORS[m.group("op")], value, _tok_at(toks, m.start("num"))))
+    return out
+
+
+def _sort(lowered: str, toks: list[tuple[str, int, int]], used: list[bool]) -> tuple[int, bool] | None:
+    m = SORT.search(lowered)
+    if not m:
+        return None
+    _consume(toks, used, m.start(), m.end())
+    asc = ASCENDING.search(lowered)
+    if asc:
+        _consume(toks, used, asc.start(), asc.end())
+    return _tok_at(toks, m.end()), not asc
+
+
+# --- phrases ---------------------------------------------------------------------------------
+
+
+def _grams(toks: list[tuple[str, int, int]], used: list[bool]) -> list[tuple[int, int, str]]:
+    from headless_bi.nlq.text import singular
+
+    words = [singular("and" if t == "&" else t) for t, _, _ in toks]
+    out = []
+    for n in (4, 3, 2, 1):
+        for i in range(len(toks) - n + 1):
+            if any(used[i : i + n]):
+                continue
+            part = words[i : i + n]
+            if (part[0] in STOPWORDS and n > 1) or (part[-1] in STOPWORDS and n > 1):
+                continue
+            if all(w in STOPWORDS for w in part) or (n == 1 and part[0].isdigit()):
+                continue
+            out.append((i, i + n, " ".join(part)))
+    return out
+
+
+def select(candidates: list[Candidate]) -> list[Candidate]:
+    """Best non-overlapping phrases: score, then length (a longer exact phrase beats its parts)."""
+
+    def weight(c: Candidate) -> float:
+        return c.score * (1 + 0.2 * (c.end - c.start - 1))
+
+    chosen: list[Candidate] = []
+    taken: set[int] = set()
+    ordered = sorted(candidates, key=lambda c: (-weight(c), c.start))
+    for c in ordered:
+        span = set(range(c.start, c.end))
+        if span & taken:
+            # the same span with as good a score (e.g. a value and a member): keep as an alternative
+            same = next((x for x in chosen if (x.start, x.end) == (c.start, c.end)), None)
+            if same is not None and c.score >= same.score - 0.05 and c.how == "value" and not same.values:
+                same.values = c.values
+            continue
+        chosen.append(c)
+        taken |= span
+    return sorted(chosen, key=lambda c: c.start)
+
+
+# --- roles -----------------------------------------------------------------------------------
+
+
+def _roles(
+    chosen: list[Candidate],
+    toks: list[tuple[str, int, int]],
+    count_cues: list[int],
+    comparators: list[tuple[str, float, int]],
+    index: Index,
+    lowered: str,
+) -> list[Concept]:
+    words = [t for t, _, _ in toks]
+    question_words = set(words)
+    concepts: list[Concept] = []
+    filtered: dict[int, tuple[str, float]] = {}
+    for op, number, at in comparators:
+        after = next((c for c in chosen if at < c.start <= at + 3 and c.entries), None)
+        before = next((c for c in reversed(chosen) if at - 5 <= c.end - 1 < at and c.entries), None)
+        target = after or before
+        if target is not None:
+            filtered[id(target)] = (op, number)
+    clear_measure = any(_kinds(c) == {"measure"} for c in chosen if not c.values or c.entries) or bool(
+        filtered
+    )
+    for c in chosen:
+        before = words[max(0, c.start - 3) : c.start]
+        if c.values and (not c.entries or c.how == "value"):
+            negate = any(w in NEGATION for w in before[-2:])
+            cands = []
+            for v in c.values:
+                bonus = 0.05 if any(w in question_words for w in _title_words(v.entry) - {c.phrase}) else 0.0
+                cands.append((v.entry, c.score + bonus))
+            concepts.append(
+                Concept("value", _dedupe(cands), c.phrase, c.start, c.end, c.values[0].value, negate)
+            )
+            continue
+        kinds = _kinds(c)
+        if id(c) in filtered:
+            op, number = filtered[id(c)]
+            if "measure" in kinds or "entity" in kinds:
+                concepts.append(Concept("measure_filter", _as_measure(c, index), c.phrase, c.start, c.end,
+                                        operator=op, number=number))  # fmt: skip
+                continue
+            dims = [(e, c.score) for e in c.entries if e.kind == "dimension" and e.type == "number"]
+            if dims:
+                concepts.append(Concept("dimension_filter", dims, c.phrase, c.start, c.end, operator=op,
+                                        number=number))  # fmt: skip
+                continue
+        if "segment" in kinds and kinds <= {"segment", "entity"}:
+            concepts.append(Concept("segment", [(e, c.score) for e in c.entries if e.kind == "segment"],
+                                    c.phrase, c.start, c.end))  # fmt: skip
+            continue
+        counted = any(0 < c.start - k <= 3 for k in count_cues)
+        grouped = bool(set(before[-2:]) & BREAKDOWN) or _ranked_noun(words, c.start)
+        if kinds == {"dimension"} or (
+            ("dimension" in kinds or "entity" in kinds) and grouped and not counted
+        ):
+            dims = _as_dimension(c, index)
+            if dims:
+                role = "time" if dims[0][0].type == "time" else "dimension"
+                concepts.append(Concept(role, dims, c.phrase, c.start, c.end))
+                continue
+        if "measure" in kinds or "entity" in kinds:
+            if (
+                counted
+                or not clear_measure
+                or kinds == {"measure"}
+                or ("measure" in kinds and "dimension" not in kinds)
+            ):
+                concepts.append(Concept("measure", _as_measure(c, index, prefer_count=counted), c.phrase,
+                                        c.start, c.end))  # fmt: skip
+                continue
+            dims = _as_dimension(c, index)
+            if dims:
+                concepts.append(Concept("dimension", dims, c.phrase, c.start, c.end))
+                continue
+        if "dimension" in kinds:
+            dims = _as_dimension(c, index)
+            if dims:
+                role = "time" if dims[0][0].type == "time" else "dimension"
+                concepts.append(Concept(role, dims, c.phrase, c.start, c.end))
+    return concepts
+
+
+def _ranked_noun(words: list[str], start: int) -> bool:
+    """'top 5 customers': the noun right after a rank cue is what is ranked."""
+    window = words[max(0, start - 3) : start]
+    return any(w in ("top", "bottom", "best", "worst") for w in window) or bool(
+        window and window[-1].isdigit() and len(window) > 1 and window[-2] in ("top", "bottom")
+    )
+
+
+def _title_words(e: Entry) -> set[str]:
+    return {w for p in e.phrases for w in p.split()}
+
+
+def _kinds(c: Candidate) -> set[str]:
+    return {e.kind for e in c.entries}
+
+
+def _dedupe(cands: list[tuple[Entry, float]]) -> list[tuple[Entry, float]]:
+    best: dict[str, tuple[Entry, float]] = {}
+    for e, s in cands:
+        if e.path not in best or s > best[e.path][1]:
+            best[e.path] = (e, s)
+    return sorted(best.values(), key=lambda x: -x[1])
+
+
+def _as_measure(c: Candidate, index: Index, prefer_count: bool = False) -> list[tuple[Entry, float]]:
+    out = [(e, c.score) for e in c.entries if e.kind == "measure"]
+    for e in c.entries:
+        if e.kind == "entity":
+            count = _count_measure(index, e.cube)
+            if count is not None:
+                out.append((count, c.score - (0.0 if prefer_count else 0.01)))
+    if prefer_count:
+        out = [(e, s + (0.02 if e.type in ("count", "count_distinct") else 0)) for e, s in out]
+    return _dedupe(out)
+
+
+def _as_dimension(c: Candidate, index: Index) -> list[tuple[Entry, float]]:
+    out = [(e, c.score) for e in c.entries if e.kind == "dimension"]
+    for e in c.entries:
+        if e.kind in ("entity", "measure"):
+            label = _label_dimension(index, e.cube)
+            if label is not None:
+                out.append((label, c.score - 0.01))
+    return _dedupe(out)
+
+
+def _count_measure(index: Index, cube: str) -> Entry | None:
+    found = [e for e in index.entries if e.kind == "measure" and e.cube == cube and e.type == "count"]
+    named = [e for e in found if e.path.endswith(".count") and not e.is_view]
+    return (named or found or [None])[0]
+
+
+def _label_dimension(index: Index, cube: str) -> Entry | None:
+    """The dimension that names a row of `cube` ('top 5 customers' groups by the customer's name)."""
+    dims = [e for e in index.entries if e.kind == "dimension" and e.cube == cube and not e.is_view]
+    for suffix in (".name", ".full_name"):
+        hit = next((e for e in dims if e.path.endswith(suffix)), None)
+        if hit:
+            return hit
+    return next((e for e in dims if "name" in e.path.split(".")[-1] and e.type == "string"), None)
+
+
+def _default_time(index: Index, cube: str) -> Entry | None:
+    """The time dimension of the measure's cube, else of the nearest cube it reaches many_to_one."""
+    for near in index.joins.get(cube, [cube]):
+        hit = next(
+            (e for e in index.entries if e.kind == "dimension" and e.type == "time" and e.cube == near
+             and e.target is not None and e.target.cube == near),
+            None,
+        )  # fmt: skip
+        if hit:
+            return hit
+    return None
+
+
+# --- placing members on owners -----------------------------------------------------------------
+
+
+def _equivalents(index: Index, cands: list[tuple[Entry, float]]) -> list[tuple[Entry, float]]:
+    """Each candidate plus the view members that alias the same cube member."""
+    out = list(cands)
+    keys = {e.key: s for e, s in cands if e.target is not None}
+    for e in index.entries:
+        if e.target is not None and e.key in keys and all(e.path != x.path for x, _ in out):
+            out.append((e, keys[e.key]))
+    return out
+
+
+def _place(index: Index, concepts: list[Concept]) -> list[tuple[float, list[Entry]]]:
+    """Options (score, one entry per concept), best first: one cube, one view, or cubes joined."""
+    expanded = [_equivalents(index, c.cands) for c in concepts]
+    options: list[tuple[float, list[Entry]]] = []
+    cube_pick = []
+    for cands in expanded:
+        own = [(e, s) for e, s in cands if not e.is_view]
+        if not own:
+            cube_pick = None
+            break
+        cube_pick.append(max(own, key=lambda x: x[1]))
+    if cube_pick is not None:
+        total = sum(s for _, s in cube_pick)
+        spread = len({e.owner for e, _ in cube_pick})
+        options.append((total - 0.03 * (spread - 1), [e for e, _ in cube_pick]))
+    views = {e.owner for cands in expanded for e, _ in cands if e.is_view}
+    for view in sorted(views):
+        pick = []
+        for cands in expanded:
+            own = [(e, s) for e, s in cands if e.owner == view]
+            if not own:
+                break
+            pick.append(max(own, key=lambda x: x[1]))
+        else:
+            options.append((sum(s for _, s in pick) - 0.01, [e for e, _ in pick]))
+    return sorted(options, key=lambda o: -o[0])
+
+
+# --- the query -------------------------------------------------------------------------------
+
+
+def _build(
+    question: str,
+    model: SemanticModel,
+    index: Index,
+    spec: TimeSpec,
+    concepts: list[Concept],
+    rank: Rank | None,
+    sort_at: tuple[int, bool] | None,
+    share: bool,
+    unmatched: list[str],
+    content: list[int],
+    toks: list[tuple[str, int, int]],
+) -> Interpretation:
+    needs_time = spec.period is not None or spec.granularity is not None or spec.trend
+    measures = [c for c in concepts if c.role in ("measure", "measure_filter")]
+    if needs_time and not any(c.role == "time" for c in concepts):
+        anchor = measures[0] if measures else next((c for c in concepts if c.role == "dimension"), None)
+        if anchor is not None:
+            cube = anchor.cands[0][0].cube
+            default = _default_time(index, cube)
+            if default is not None:
+                concepts = [*concepts, Concept("time", [(default, 0.9)], "(time)")]
+    if not any(c.role in ("measure", "measure_filter", "dimension", "time") for c in concepts):
+        return _nothing(question, index, unmatched)
+    options = _place(index, concepts)
+    checked = None
+    for score, picks in options:
+        query = _query(concepts, picks, spec, rank, sort_at)
+        try:
+            parse_query(model, query)
+        except HeadlessBIError:
+            continue
+        checked = (score, picks, query)
+        break
+    if checked is None:
+        return _nothing(
+            question, index, unmatched, reason="the members found cannot be combined in one query"
+        )
+    score, picks, query = checked
+    titles = {e.path: e.title for e in picks}
+    mean = score / max(1, len(concepts))
+    coverage = 1.0 - len(unmatched) / max(1, len(content))
+    confidence = max(0.05, min(0.97, mean * (0.45 + 0.55 * coverage)))
+    if not query.get("measures"):
+        confidence *= 0.9
+    if rank is not None and not query.get("measures"):
+        confidence = min(confidence, 0.4)
+    alternatives = _alternatives(model, index, concepts, picks, spec, rank, sort_at)
+    if alternatives:
+        confidence = min(confidence, 0.6)
+    compare_query = None
+    if spec.compare_to is not None and query.get("timeDimensions"):
+        compare_query = {
+            **query,
+            "timeDimensions": [
+                {**td, "dateRange": spec.compare_to.as_range()} for td in query["timeDimensions"]
+            ],
+        }
+    return Interpretation(
+        question=question,
+        query=query,
+        restatement=restate(query, titles, share=share),
+        confidence=round(confidence, 3),
+        alternatives=alternatives,
+        compare_query=compare_query,
+        compare_label=spec.compare_to.label() if spec.compare_to else None,
+        share=share,
+        chart=suggest_chart(query, share=share),
+        unmatched=unmatched,
+        titles=titles,
+    )
+
+
+def _query(
+    concepts: list[Concept],
+    picks: list[Entry],
+    spec: TimeSpec,
+    rank: Rank | None,
+    sort_at: tuple[int, bool] | None,
+) -> dict[str, Any]:
+    measures: list[str] = []
+    dimensions: list[str] = []
+    filters: list[dict[str, Any]] = []
+    segments: list[str] = []
+    values: dict[tuple[str, bool], list[str]] = {}
+    time: str | None = None
+    for c, e in zip(concepts, picks, strict=True):
+        if c.role == "measure" and e.path not in measures:
+            measures.append(e.path)
+        elif c.role == "measure_filter":
+            if e.path not in measures:
+                measures.append(e.path)
+            filters.append({"member": e.path, "operator": c.operator, "values": [_num(c.number)]})
+        elif c.role == "dimension_filter":
+            filters.append({"member": e.path, "operator": c.operator, "values": [_num(c.number)]})
+        elif c.role == "dimension" and e.path not in dimensions:
+            dimensions.append(e.path)
+        elif c.role == "time" and time is None:
+            time = e.path
+        elif c.role == "value":
+            values.setdefault((e.path, c.negate), [])
+            if c.value not in values[(e.path, c.negate)]:
+                values[(e.path, c.negate)].append(c.value)  # type: ignore[arg-type]
+        elif c.role == "segment" and e.path not in segments:
+            segments.append(e.path)
+    for (path, negate), vals in values.items():
+        filters.append({"member": path, "operator": "notEquals" if negate else "equals", "values": vals})
+    query: dict[str, Any] = {}
+    if measures:
+        query["measures"] = measures
+    if dimensions:
+        query["dimensions"] = dimensions
+    if time is not None:
+        td: dict[str, Any] = {"dimension": time}
+        granularity = spec.granularity or ("month" if spec.trend else None)
+        named = any(c.role == "time" and c.phrase != "(time)" for c in concepts)
+        if granularity is None and named and spec.period is None:
+            granularity = "day"
+        if granularity:
+            td["granularity"] = granularity
+        if spec.period is not None:
+            td["dateRange"] = spec.period.as_range()
+        query["timeDimensions"] = [td]
+    if filters:
+        query["filters"] = filters
+    if segments:
+        query["segments"] = segments
+    order_member = None
+    if sort_at is not None:
+        at, desc = sort_at
+        hit = next((e for c, e in zip(concepts, picks, strict=True) if c.start >= at), None)
+        if hit is not None and (hit.path in measures or hit.path in dimensions):
+            query["order"] = {hit.path: "desc" if desc else "asc"}
+            order_member = hit.path
+    if rank is not None and measures and order_member is None:
+        query["order"] = {measures[0] if len(measures) == 1 else _rank_measure(concepts, picks, rank):
+                          "desc" if rank.descending else "asc"}  # fmt: skip
+    if rank is not None and rank.limit:
+        query["limit"] = rank.limit
+    return query
+
+
+def _rank_measure(concepts: list[Concept], picks: list[Entry], rank: Rank) -> str:
+    """With several measures, the one ranked by is the one named after the cue ('... by revenue')."""
+    after = [
+        e.path for c, e in zip(concepts, picks, strict=True) if c.role == "measure" and c.start > rank.at
+    ]
+    first = [e.path for c, e in zip(concepts, picks, strict=True) if c.role == "measure"]
+    return (after or first)[-1] if after else first[0]
+
+
+def _num(value: float | None) -> int | float:
+    assert value is not None
+    return int(value) if float(value).is_integer() else value
+
+
+def _alternatives(
+    model: SemanticModel,
+    index: Index,
+    concepts: list[Concept],
+    picks: list[Entry],
+    spec: TimeSpec,
+    rank: Rank | None,
+    sort_at: tuple[int, bool] | None,
+) -> list[dict[str, Any]]:
+    """Other readings when a phrase fits two different members almost equally well."""
+    out: list[dict[str, Any]] = []
+    for i, (c, chosen) in enumerate(zip(concepts, picks, strict=True)):
+        best = next((s for e, s in c.cands if e.key == chosen.key), None)
+        if best is None or c.phrase == "(time)":
+            continue
+        rivals = [
+            e for e, s in _equivalents(index, c.cands)
+            if e.key != chosen.key and s >= best - 0.02 and e.kind == chosen.kind
+            and e.is_view == chosen.is_view and (not chosen.is_view or e.owner == chosen.owner)
+        ]  # fmt: skip
+        for rival in rivals[:2]:
+            swapped = list(picks)
+            swapped[i] = rival
+            query = _query(concepts, swapped, spec, rank, sort_at)
+            try:
+                parse_query(model, query)
+            except HeadlessBIError:
+                continue
+            titles = {e.path: e.title for e in swapped}
+            out.append({"query": query, "restatement": restate(query, titles)})
+    return out[:3]
+
+
+def _nothing(question: str, index: Index, unmatched: list[str], reason: str | None = None) -> Interpretation:
+    """No query: ask back, offering the measures closest to the question."""
+    suggestions = suggest(index, question)
+    names = ", ".join(f"{e.title} ({e.path})" for e in suggestions[:3])
+    clarify = reason or "I could not match the question to any measure or dimension of the model"
+    text = f"{clarify}. Which measure do you mean" + (f": {names}?" if names else "?")
+    return Interpretation(
+        question=question,
+        query=None,
+        restatement="",
+        confidence=0.05,
+        alternatives=[{"clarification": text, "suggestions": [e.path for e in suggestions[:5]]}],
+        unmatched=unmatched,
+        chart="table",
+    )
+
+
+def suggest(index: Index, question: str) -> list[Entry]:
+    """Visible measures nearest to the whole question (embeddings if loaded, else word overlap)."""
+    from headless_bi.nlq.embeddings import get_embedder
+    from headless_bi.nlq.text import norm
+
+    measures = [e for e in index.entries if e.kind == "measure" and not e.is_view]
+    embedder = get_embedder()
+    if embedder is not None and measures:
+        import numpy as np
+
+        q = embedder.encode([norm(question)])[0]
+        vecs = embedder.encode([e.phrases[1] if len(e.phrases) > 1 else e.phrases[0] for e in measures])
+        order = np.argsort(-(vecs @ q))
+        return [measures[int(i)] for i in order[:5]]
+    words = set(norm(question).split())
+    return sorted(measures, key=lambda e: -len(words & _title_words(e)))[:5]
+
+
+def suggest_chart(query: dict[str, Any], *, share: bool = False) -> str:
+    tds = [td for td in query.get("timeDimensions", []) if td.get("granularity")]
+    dims = query.get("dimensions", [])
+    if tds:
+        return "line"
+    if not dims:
+        return "number" if query.get("measures") else "table"
+    if len(dims) == 1 and len(query.get("measures", [])) == 1:
+        return "pie" if share else "bar"
+    return "table"
