@@ -14,6 +14,7 @@ from flask_appbuilder import AppBuilder
 from flask_appbuilder.utils.legacy import get_sqla_class
 from flask_wtf.csrf import CSRFProtect
 
+from fab_ui.ask_view import AskView
 from fab_ui.audit_view import AuditLogView
 from fab_ui.bootstrap import bootstrap
 from fab_ui.config import flask_config
@@ -44,6 +45,7 @@ def create_app(
         db.init_app(app)
         appbuilder = AppBuilder(indexview=HomeView)
         appbuilder.init_app(app, db.session)
+        appbuilder.add_view(AskView, "Ask", icon="fa-comments")
         appbuilder.add_view(CatalogView(model_provider), "Catalog", icon="fa-book")
         appbuilder.add_view(AuditLogView, "Audit log", icon="fa-history", category="Security")
         bootstrap(appbuilder)

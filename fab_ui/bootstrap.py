@@ -19,9 +19,11 @@ ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD_ENV = "HBI_ADMIN_PASSWORD"
 
 # What each role may do beyond the public home page; later security work fills these in.
+# The Ask page only renders a shell: what a user may query is decided by the API's policies.
+_ASK = [("can_ask", "AskView"), ("menu_access", "Ask")]
 ROLE_PERMISSIONS: dict[str, list[tuple[str, str]]] = {
-    "Analyst": [("can_list", "CatalogView"), ("menu_access", "Catalog")],
-    "Viewer": [("can_list", "CatalogView"), ("menu_access", "Catalog")],
+    "Analyst": [("can_list", "CatalogView"), ("menu_access", "Catalog"), *_ASK],
+    "Viewer": [("can_list", "CatalogView"), ("menu_access", "Catalog"), *_ASK],
 }
 
 

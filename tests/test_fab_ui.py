@@ -129,7 +129,10 @@ def test_roles_exist_with_catalog_access(make_app: AppFactory) -> None:
             role = sm.find_role(name)
             assert role is not None
             granted = {(pv.permission.name, pv.view_menu.name) for pv in role.permissions}
-            assert granted == {("can_list", "CatalogView"), ("menu_access", "Catalog")}
+            assert granted == {
+                ("can_list", "CatalogView"), ("menu_access", "Catalog"),
+                ("can_ask", "AskView"), ("menu_access", "Ask"),
+            }
 
 
 def test_second_start_does_not_create_a_second_admin(make_app: AppFactory) -> None:
