@@ -149,6 +149,34 @@ class _Channel:
             mailbox.put(error)
 
 
+async def rechecked(
+    updates: AsyncIterator[LiveUpdate], every_s: float, check: Callable[[], Awaitable[None]]
+) -> AsyncIterator[LiveUpdate]:
+    """`updates`, with `check()` awaited before each one is passed on and at least every `every_s`
+    while none comes: a subscriber who loses access is cut off (`check` raises) even when the
+    result never changes, instead of keeping a stream open that only a change would re-check."""
+    iterator = aiter(updates)
+    pending: asyncio.Future[LiveUpdate] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(iterator))
+            done, _ = await asyncio.wait({pending}, timeout=every_s)
+            await check()
+            if done:
+                update, pending = pending.result(), None  # StopAsyncIteration at the end
+                yield update
+    except StopAsyncIteration:
+        return
+    finally:
+        if pending is not None:
+            pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
 class LiveHub:
     """Live queries of one process; `subscribe` is what the GraphQL `live` resolver iterates."""
 

@@ -24,12 +24,14 @@ from headless_bi.graphql.reshape import reshape
 from headless_bi.graphql.selection import plan_query
 from headless_bi.graphql.typed_schema import TypedModel, make_function
 from headless_bi.graphql.types import Answer, LiveUpdate, LoadResult, Meta, QueryInput, ReloadResult
+from headless_bi.live import rechecked
 from headless_bi.runtime import Runtime
 from headless_bi.security.context import SecurityContext
 from headless_bi.semantic.compiler import compile_query
 from headless_bi.service import QueryResult, bind_model
 
 DEFAULT_LIVE_INTERVAL_S = 10.0
+RECHECK_S = 5.0  # an open live stream re-checks its caller at least this often, pushes or not
 _OFF_LOOP_ROWS = 1_000  # below this, converting rows is cheaper than a thread hop
 
 
@@ -142,13 +144,17 @@ async def live(
     security = info.context.get("security")
     await asyncio.to_thread(_validate, runtime, query_dict, security)  # errors now, not on the first push
     recheck = info.context.get("recheck")
-    async for update in hub.subscribe(query_dict, interval, security):
+
+    async def check() -> None:
+        # Each push, and each poll interval without one, is for who the caller is now: a revoked
+        # key, a disabled user or a changed role or attribute ends the stream with the error.
         if recheck is not None and security is not None:
-            # Each push is for who the caller is now: a revoked key, a disabled user or a changed
-            # role or attribute ends the stream (with the error) instead of pushing more rows.
             current = await asyncio.to_thread(recheck, security)  # raises once the key or user is gone
             if current.policy_key != security.policy_key:
                 raise ForbiddenError("your roles or attributes changed: subscribe again to see what you may")
+
+    updates = hub.subscribe(query_dict, interval, security)
+    async for update in rechecked(updates, min(interval, RECHECK_S), check):
         yield LiveUpdate(data=update.data, refreshedAt=update.refreshed_at)
 
 
