@@ -204,26 +204,29 @@ def _build(model: SemanticModel, security: SecurityContext) -> Governance:
     views = dict(model.views)
     cube_rows: dict[str, tuple[tuple[dict[str, Any], ...], ...]] = {}
     view_rows: dict[str, tuple[tuple[dict[str, Any], ...], ...]] = {}
+    masked: set[str] = set()
     for cube in model.cubes.values():
         if not cube.access_policy:
             continue
         grant = _grant(cube.access_policy, security.roles, attributes)
-        masked: dict[str, Member] = {}
         for member in cube.members():
             if grant.visible(member.name):
                 continue
             if grant.masked(member.name) and not isinstance(member, Segment):
-                masked[member.name] = _masked(member)
+                masked.add(member.path)
             else:
                 denied.add(member.path)
-        if masked:
-            cubes[cube.name] = replace(
-                cube,
-                dimensions={n: masked.get(n, m) for n, m in cube.dimensions.items()},  # type: ignore[misc]
-                measures={n: masked.get(n, m) for n, m in cube.measures.items()},  # type: ignore[misc]
-            )
         if grant.rows is not None:
             cube_rows[cube.name] = grant.rows
+    _withhold_dependents(model, denied, masked)
+    for cube in model.cubes.values():
+        swapped = {m.name: _masked(m) for m in cube.members() if m.path in masked}
+        if swapped:
+            cubes[cube.name] = replace(
+                cube,
+                dimensions={n: swapped.get(n, m) for n, m in cube.dimensions.items()},  # type: ignore[misc]
+                measures={n: swapped.get(n, m) for n, m in cube.measures.items()},  # type: ignore[misc]
+            )
     for view in model.views.values():
         if not view.access_policy:
             continue
@@ -251,6 +254,39 @@ def _build(model: SemanticModel, security: SecurityContext) -> Governance:
             version=f"{model.version}+{security.policy_key[:12]}",
         )
     return Governance(governed, model, security, cube_rows, view_rows)
+
+
+def _withhold_dependents(model: SemanticModel, denied: set[str], masked: set[str]) -> None:
+    """Add to `denied` / `masked` the members built on another cube's denied / masked member.
+
+    Member SQL is inlined at load (`{customer.phone}` becomes customer's expression), so a member of
+    a cube without policies could otherwise show what the user may not see, or sees masked. Within
+    one cube its own policies decide (a policy may show `LEFT({name}, 1)` but not `name`).
+    """
+    index = {m.path: m for m in model.all_members()}
+    state: dict[str, str | None] = {}
+
+    def withheld(path: str) -> str | None:  # "denied", "masked" or None for what `path` is built on
+        if path not in state:
+            state[path] = None  # the loader rejects reference cycles; this only stops a revisit
+            member, found = index[path], None
+            for read in sorted(member.reads & index.keys()):
+                other_cube = index[read].cube != member.cube
+                own = "denied" if read in denied else "masked" if read in masked else None
+                why = (own if other_cube else None) or withheld(read)
+                if why == "denied" or (why == "masked" and found is None):
+                    found = why
+            state[path] = found
+        return state[path]
+
+    for path, member in index.items():
+        if path in denied or path in masked:
+            continue
+        why = withheld(path)
+        if why == "denied" or (why == "masked" and isinstance(member, Segment)):
+            denied.add(path)
+        elif why == "masked":
+            masked.add(path)
 
 
 def _grant(policies: tuple[AccessPolicy, ...], roles: frozenset[str], attributes: Mapping[str, Any]) -> Grant:

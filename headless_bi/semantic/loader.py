@@ -253,6 +253,8 @@ class _Builder:
                     )
                 owner, name = self.cubes[owner_name], ref.member
             target = _find(owner, name)
+            if target is not None and member is not None:
+                member.reads = member.reads | {target.path}
             if target is None:
                 candidates = (
                     [m.name for m in owner.members()] if owner is cube else [m.path for m in owner.members()]

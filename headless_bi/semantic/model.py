@@ -50,6 +50,9 @@ class Member:
     cubes: frozenset[str] = frozenset()
     # What roles that see this member masked get instead (Cube's `mask`); NULL when not given.
     mask: exp.Expression | None = None
+    # The members (`cube.member`) whose SQL this member's SQL is built from, directly: a member built
+    # on a member the user may not see is hidden or masked with it (see `security/govern.py`).
+    reads: frozenset[str] = frozenset()
 
     @property
     def path(self) -> str:
