@@ -130,8 +130,8 @@ class Server:
             HBI_LIVE_MIN_INTERVAL_S="0.1",
             HBI_ANONYMOUS_ROLE="Admin",  # these tests predate authentication; test_identity.py covers it
             PYTHONUNBUFFERED="1",
-            **(env or {}),
         )
+        environment.update(env or {})  # may override the defaults above (e.g. HBI_ANONYMOUS_ROLE="")
         self.lines: list[str] = []
         self.url = ""
         self._ready = threading.Event()
