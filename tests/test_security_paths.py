@@ -590,6 +590,36 @@ def test_result_cache_never_serves_another_users_rows(server: Any, sql: Sql) -> 
     ]
 
 
+# -- ask ----------------------------------------------------------------------------------------
+
+ASK = (
+    'query Ask($q: String!) { ask(question: $q, today: "1998-08-02") { query data sql alternatives titles } }'
+)
+
+
+def test_ask_answers_from_the_callers_rows_and_members_only(server: Any, sql: Sql) -> None:
+    """`ask` proposes on the caller's governed model and runs like `load`: whatever it makes of the
+    question, its rows are the caller's region's and it never names what the caller may not see."""
+    for user, region in [("eve", "EUROPE"), ("ash", "ASIA")]:
+        body = gql(server, user, ASK, {"q": "number of customers by region"})
+        assert not body.get("errors"), body
+        answer = body["data"]["ask"]
+        assert answer["sql"] is None
+        for row in answer["data"]:
+            assert row.get("customer.region", region) == region, row
+            if "customer.count" in row:
+                assert row["customer.count"] <= customers_by_region(sql, region), row
+        if answer["query"] == {"measures": ["customer.count"], "dimensions": ["customer.region"]}:
+            assert answer["data"] == [
+                {"customer.region": region, "customer.count": customers_by_region(sql, region)}
+            ]
+    for question in ("customer names and account balances", "total order price by customer name"):
+        body = gql(server, "val", ASK, {"q": question})
+        text = json.dumps(body)
+        for hidden in ("customer.name", "customer.acctbal", "orders_total_price", "order_book.buyer_name"):
+            assert hidden not in text, (question, body)
+
+
 # -- live subscriptions -----------------------------------------------------------------------
 
 
