@@ -65,6 +65,8 @@ class Index:
     value_phrases: list[str]
     joins: dict[str, list[str]]  # cube → cubes it reaches many_to_one (for default time dimensions)
     by_owner: dict[str, list[Entry]] = field(default_factory=dict)
+    many_values: frozenset[int] = frozenset()  # keys of string dimensions with over MAX_VALUES values
+    default_time: dict[str, str] = field(default_factory=dict)  # cube → its measures' time dimension
 
     def entity(self, cube: str) -> Entry | None:
         return next((e for e in self.entries if e.kind == "entity" and e.cube == cube), None)
@@ -104,11 +106,14 @@ def _synonyms(meta: dict[str, Any]) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else [str(value)]
 
 
-def _values(entries: list[Entry], execute: Execute | None) -> dict[str, list[ValueEntry]]:
-    """Distinct values of low-cardinality string dimensions, one probe per underlying member."""
+def _values(
+    entries: list[Entry], execute: Execute | None
+) -> tuple[dict[str, list[ValueEntry]], frozenset[int]]:
+    """Distinct values of low-cardinality string dimensions, one probe per underlying member; and the
+    members with too many values to list (names of customers: not unique, so listed with their key)."""
     out: dict[str, list[ValueEntry]] = defaultdict(list)
     if execute is None:
-        return out
+        return out, frozenset()
     probed: dict[int, list[str] | None] = {}
     for e in entries:
         if e.kind != "dimension" or e.type != "string" or SKIP_VALUE_NAMES.search(e.path.split(".")[-1]):
@@ -123,7 +128,33 @@ def _values(entries: list[Entry], execute: Execute | None) -> dict[str, list[Val
         for value in probed[e.key] or []:
             for phrase in _value_phrases(value):
                 out[phrase].append(ValueEntry(e, value))
-    return dict(out)
+    many = {k for k, v in probed.items() if v is None}
+    return dict(out), frozenset(k for k in many if not _unique(entries, k, execute))
+
+
+def _unique(entries: list[Entry], key: int, execute: Execute) -> bool:
+    """Does each value of a many-valued label name one row of its cube? Asked once, at build time:
+    any value with two rows means listing by it must also group by the cube's key."""
+    label = next(e for e in entries if e.key == key)
+    count = next(
+        (e for e in entries if e.kind == "measure" and e.type == "count" and e.cube == label.cube
+         and e.owner == label.cube),
+        None,
+    )  # fmt: skip
+    if count is None or label.owner != label.cube:
+        return False
+    try:
+        rows = execute(
+            {
+                "dimensions": [label.path],
+                "measures": [count.path],
+                "limit": 1,
+                "filters": [{"member": count.path, "operator": "gt", "values": ["1"]}],
+            }
+        ).data
+    except Exception:
+        return False
+    return not rows
 
 
 def _value_phrases(value: str) -> list[str]:
@@ -134,6 +165,9 @@ def _value_phrases(value: str) -> list[str]:
     stripped = re.sub(r"^\d+\s+", "", phrase)  # TPC-H's "1-URGENT" is asked about as "urgent"
     if stripped != phrase and len(stripped) >= 3:
         found.append(stripped)
+    words = phrase.split()
+    if len(words) == 2:
+        found.append(f"{words[1]} {words[0]}")  # "return pending" is asked as "pending return"
     return found
 
 
@@ -164,12 +198,23 @@ def build_index(model: SemanticModel, execute: Execute | None = None) -> Index:
     phrases = list(exact)
     embedder = get_embedder()
     vectors = embedder.encode(phrases) if embedder is not None and phrases else None
-    values = _values(entries, execute)
+    values, many = _values(entries, execute)
     by_owner: dict[str, list[Entry]] = defaultdict(list)
     for e in entries:
         by_owner[e.owner].append(e)
     return Index(entries, dict(exact), values, phrases, vectors, list(values), _joins(model, entries),
-                 dict(by_owner))  # fmt: skip
+                 dict(by_owner), many, _default_times(model))  # fmt: skip
+
+
+def _default_times(model: SemanticModel) -> dict[str, str]:
+    """`meta.default_time_dimension` of each cube (MetricFlow's agg_time_dimension): the time a
+    question means for the cube's measures, e.g. line items are sold on their order's date."""
+    out = {}
+    for cube in model.cubes.values():
+        name = cube.meta.get("default_time_dimension") if isinstance(cube.meta, dict) else None
+        if isinstance(name, str) and name:
+            out[cube.name] = name if "." in name else f"{cube.name}.{name}"
+    return out
 
 
 def fingerprint(model: SemanticModel) -> str:

@@ -9,23 +9,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from rapidfuzz import fuzz, process
+from rapidfuzz.distance import DamerauLevenshtein
 
 from headless_bi.nlq.embeddings import get_embedder
 from headless_bi.nlq.index import Entry, Index, ValueEntry
 
-try:
-    from rapidfuzz import fuzz, process
 
-    def _fuzzy(query: str, choices: list[str], cutoff: float) -> list[tuple[str, float]]:
-        found = process.extract(query, choices, scorer=fuzz.ratio, score_cutoff=cutoff, limit=3)
-        return [(choice, score / 100) for choice, score, _ in found]
-
-except ImportError:  # pragma: no cover - difflib keeps typo matching when rapidfuzz is missing
-    import difflib
-
-    def _fuzzy(query: str, choices: list[str], cutoff: float) -> list[tuple[str, float]]:
-        found = difflib.get_close_matches(query, choices, n=3, cutoff=cutoff / 100)
-        return [(c, difflib.SequenceMatcher(None, query, c).ratio()) for c in found]
+def _fuzzy(query: str, choices: list[str], cutoff: float) -> list[tuple[str, float]]:
+    """Close spellings: one swapped pair of letters ('regoin') costs as little as one wrong letter."""
+    scorer = DamerauLevenshtein.normalized_similarity if " " not in query else fuzz.ratio
+    cut = min(cutoff / 100, 0.8) if scorer is not fuzz.ratio else cutoff  # one edit in five letters
+    found = process.extract(query, choices, scorer=scorer, score_cutoff=cut, limit=3)
+    scale = 1.0 if scorer is not fuzz.ratio else 0.01
+    return [(choice, score * scale) for choice, score, _ in found]
 
 
 EMBED_THRESHOLD = 0.62
@@ -56,6 +53,10 @@ def lookup(index: Index, grams: list[tuple[int, int, str]]) -> list[Candidate]:
             found.append(Candidate(start, end, phrase, 0.97, "value", values=list(values)))
         if entries or values:
             continue
+        demonym = next((v for v in demonyms(phrase) if v in index.values), None)
+        if demonym is not None:  # "European nations", "German stores"
+            found.append(Candidate(start, end, phrase, 0.95, "value", values=list(index.values[demonym])))
+            continue
         unexplained.append((start, end, phrase))
         if len(phrase) >= 5:
             for choice, score in _fuzzy(phrase, index.phrases, 86):
@@ -81,6 +82,31 @@ def lookup(index: Index, grams: list[tuple[int, int, str]]) -> list[Candidate]:
                         Candidate(start, end, phrase, 0.8 * sim, "embedding", list(index.exact[choice]))
                     )
     return found
+
+
+_IRREGULAR = {
+    "french": "france", "dutch": "netherland", "british": "united kingdom", "uk": "united kingdom",
+    "swiss": "switzerland", "swedish": "sweden", "danish": "denmark", "spanish": "spain",
+}  # fmt: skip
+
+
+def demonyms(phrase: str) -> list[str]:
+    """Place names an adjective may stand for: 'european' → 'europe', 'german' → 'germany'."""
+    out = [_IRREGULAR[phrase]] if phrase in _IRREGULAR else []
+    if " " in phrase or len(phrase) < 4:
+        return out
+    if phrase.endswith("ese"):
+        out += [phrase[:-3], phrase[:-3] + "a"]  # japanese, chinese
+    if phrase.endswith("ian"):
+        out += [
+            phrase[:-3] + "ia",
+            phrase[:-3] + "a",
+            phrase[:-3],
+            phrase[:-1],
+        ]  # canadian, brazilian, indian
+    if phrase.endswith("an"):
+        out += [phrase[:-2], phrase[:-1], phrase + "y", phrase[:-2] + "y"]  # european, asian, german, italian
+    return out
 
 
 def end_len(gram: tuple[int, int, str]) -> int:

@@ -17,32 +17,37 @@ from headless_bi.errors import HeadlessBIError
 from headless_bi.nlq.index import Entry, Index
 from headless_bi.nlq.lexical import Candidate, lookup
 from headless_bi.nlq.restate import restate
-from headless_bi.nlq.text import STOPWORDS, tokens
+from headless_bi.nlq.text import STOPWORDS, humanize, norm, singular, tokens, word
 from headless_bi.nlq.timeparse import NUMBER_WORDS, TimeSpec, parse_time
-from headless_bi.semantic.model import SemanticModel
+from headless_bi.semantic.model import Dimension, SemanticModel
 from headless_bi.semantic.query import parse_query
 
 _N = r"(\d+|" + "|".join(k for k in NUMBER_WORDS if k != "a") + r")"
 RANK = re.compile(
-    r"\b(?P<dir>top|best|highest|largest|biggest|leading|bottom|worst|lowest|smallest|least)\s+" + _N + r"\b"
+    r"\b(?<!at )(?P<dir>top|best|highest|largest|biggest|leading|bottom|worst|lowest|smallest|least|most)\s+"
+    + _N
+    + r"\b"
 )
+FIRST = re.compile(r"\b(?P<dir>most|largest|highest|biggest|least|lowest|smallest|fewest) first\b")
 WHICH = re.compile(
     r"\b(?:which|what)\b(?P<what>[^?]*?)\b(?:ha[sd]|had|with|sold|made|got|generated|brought|is|was)?\s*"
     r"(?:the\s+)?(?P<dir>most|highest|largest|biggest|best|top|lowest|least|fewest|smallest|worst)\b"
 )
-SUPERLATIVE = re.compile(r"\b(?:the\s+)?(?P<dir>most|highest|largest|biggest|lowest|least|fewest|smallest)\b")
+SUPERLATIVE = re.compile(
+    r"\b(?:the\s+)?(?<!at )(?P<dir>most|highest|largest|biggest|lowest|least|fewest|smallest|best|worst)\b"
+)
 COMPARATOR = re.compile(
-    r"(?P<op>more than|greater than|bigger than|higher than|over|above|at least|exceeding|"
-    r"less than|fewer than|smaller than|lower than|under|below|at most|>=|<=|>|<)\s*"
-    r"(?P<num>\d[\d,]*(?:\.\d+)?)\s*(?P<mult>k|m|thousand|million)?\b"
+    r"(?P<op>more than|greater than|bigger than|higher than|over|above|at least|exceed(?:s|ed|ing)?|"
+    r"less than|fewer than|smaller than|lower than|under|below|at most|>=|<=|>|<)\s*\$?\s*"
+    r"(?P<num>\d[\d,]*(?:\.\d+)?)\s*(?:(?P<mult>k|m|thousand|million)\b|(?P<pct>%|percent\b|pct\b))?"
 )
 OPERATORS = {
     "more than": "gt", "greater than": "gt", "bigger than": "gt", "higher than": "gt", "over": "gt",
     "above": "gt", "exceeding": "gt", ">": "gt", "at least": "gte", ">=": "gte", "less than": "lt",
     "fewer than": "lt", "smaller than": "lt", "lower than": "lt", "under": "lt", "below": "lt",
-    "<": "lt", "at most": "lte", "<=": "lte",
+    "<": "lt", "at most": "lte", "<=": "lte", "exceed": "gt", "exceeds": "gt", "exceeded": "gt",
 }  # fmt: skip
-SORT = re.compile(r"\b(?:sorted|ordered|ranked|sort|order|rank)\s+(?:them\s+)?by\b")
+SORT = re.compile(r"\b(?:sorted|ordered|ranked|sort|rank)\s+(?:them\s+)?by\b|\bin order of\b")
 ASCENDING = re.compile(r"\b(ascending|asc|lowest first|smallest first|increasing)\b")
 SHARE = re.compile(
     r"\b(share of total|share of|percentage of|percent of|proportion of|% of|split of|mix of)\b"
@@ -50,6 +55,9 @@ SHARE = re.compile(
 COUNT = re.compile(r"\b(how many|number of|count of|# of|count)\b")
 BREAKDOWN = {"by", "per", "each", "every", "across", "which", "what"}
 NEGATION = {"not", "excluding", "except", "without", "exclude", "non", "no"}
+# Names many members share ('count' of every cube): a phrase on its own says nothing of which one.
+GENERIC = frozenset({"count", "number", "total", "sum", "amount", "value", "name", "id", "date", "type"})
+DISTINCT = {"different", "distinct", "unique", "individual"}
 DESCENDING_WORDS = {"top", "best", "highest", "largest", "biggest", "leading", "most"}
 
 
@@ -66,6 +74,8 @@ class Concept:
     negate: bool = False
     operator: str | None = None
     number: float | None = None
+    listing: bool = False  # names a cube's rows ('top 5 customers'): grouped by its label (and key)
+    percent: bool = False  # the number was written as a percentage ('under 20%')
 
 
 @dataclass
@@ -92,17 +102,18 @@ def interpret(question: str, model: SemanticModel, index: Index, *, today: date)
     spec = parse_time(lowered, today)
     for a, b in spec.spans:
         _consume(toks, used, a, b)
-    rank = _rank(lowered, toks, used)
     comparators = _comparators(lowered, toks, used)
+    rank = _rank(lowered, toks, used)
     sort_at = _sort(lowered, toks, used)
     share = bool(SHARE.search(lowered))
     if share:
         for m in SHARE.finditer(lowered):
             _consume(toks, used, m.start(), m.end())
     count_cues = [_tok_at(toks, m.start()) for m in COUNT.finditer(lowered)]
-    grams = _grams(toks, used)
+    grams = _grams(toks, used, index)
     chosen = select(lookup(index, grams))
-    concepts = _roles(chosen, toks, count_cues, comparators, index, lowered)
+    concepts = _merge_values(_roles(chosen, toks, count_cues, comparators, index, lowered), toks)
+    concepts = _qualifiers(concepts, index)
     content = [
         i for i, (t, _, _) in enumerate(toks) if not used[i] and t not in STOPWORDS and not t.isdigit()
     ]
@@ -136,20 +147,47 @@ class Rank:
 
 
 def _rank(lowered: str, toks: list[tuple[str, int, int]], used: list[bool]) -> Rank | None:
+    """'top 5', 'which 3 stores ... lowest', 'the worst category' (one), 'most first' (sort only)."""
     m = RANK.search(lowered)
-    if m:
+    if m and _free(toks, used, m):
         _consume(toks, used, m.start(), m.end())
         return Rank(m.group("dir") in DESCENDING_WORDS, _number(m.group(2)), _tok_at(toks, m.start()))
-    m = WHICH.search(lowered)
-    if m:
-        start = m.start("dir")
-        _consume(toks, used, start, m.end())
-        return Rank(m.group("dir") in DESCENDING_WORDS, 1, _tok_at(toks, m.start()))
-    m = SUPERLATIVE.search(lowered)
-    if m:
+    m = FIRST.search(lowered)
+    if m and _free(toks, used, m):
         _consume(toks, used, m.start(), m.end())
         return Rank(m.group("dir") in DESCENDING_WORDS, None, _tok_at(toks, m.start()))
+    m = WHICH.search(lowered)
+    if m and _free(toks, used, m, m.start("dir")):
+        _consume(toks, used, m.start("dir"), m.end())
+        count = re.search(r"\b" + _N + r"\b", m.group("what"))
+        limit = _number(count.group(1)) if count else (1 if _singular_noun(m.group("what")) else None)
+        if count:
+            _consume(toks, used, m.start("what") + count.start(), m.start("what") + count.end())
+        return Rank(m.group("dir") in DESCENDING_WORDS, limit, _tok_at(toks, m.start()))
+    m = SUPERLATIVE.search(lowered)
+    if m and _free(toks, used, m):
+        _consume(toks, used, m.start(), m.end())
+        after = lowered[m.end() :]
+        return Rank(
+            m.group("dir") in DESCENDING_WORDS, 1 if _singular_noun(after) else None, _tok_at(toks, m.start())
+        )
     return None
+
+
+def _free(
+    toks: list[tuple[str, int, int]], used: list[bool], m: re.Match[str], start: int | None = None
+) -> bool:
+    a = m.start() if start is None else start
+    return not any(used[i] for i, (_, s, e) in enumerate(toks) if s < m.end() and e > a)
+
+
+def _singular_noun(text: str) -> bool:
+    """Is the first content word of `text` a singular noun ('store' yes, 'stores' no)?"""
+    for t, _, _ in tokens(text):
+        if t in STOPWORDS or t.isdigit():
+            continue
+        return singular(t) == t and not t.endswith("s")
+    return False
 
 
 def _comparators(
@@ -162,6 +200,8 @@ def _comparators(
             continue
         value = float(m.group("num").replace(",", ""))
         value *= {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6}.get(m.group("mult") or "", 1)
+        if m.group("pct"):
+            value /= 100  # percent members hold fractions (0.2 = 20%)
         _consume(toks, used, m.start(), m.end())
         out.append((OPERATORS[m.group("op")], value, _tok_at(toks, m.start("num"))))
     return out
@@ -181,21 +221,25 @@ def _sort(lowered: str, toks: list[tuple[str, int, int]], used: list[bool]) -> t
 # --- phrases ---------------------------------------------------------------------------------
 
 
-def _grams(toks: list[tuple[str, int, int]], used: list[bool]) -> list[tuple[int, int, str]]:
-    from headless_bi.nlq.text import singular
-
-    words = [singular("and" if t == "&" else t) for t, _, _ in toks]
+def _grams(toks: list[tuple[str, int, int]], used: list[bool], index: Index) -> list[tuple[int, int, str]]:
+    """Every n-gram (n ≤ 4) of unused tokens; stopwords may not start or end one unless the whole
+    phrase is a name in the model ('order', 'total price' are members, not filler)."""
+    words = [word(t) for t, _, _ in toks]
     out = []
     for n in (4, 3, 2, 1):
         for i in range(len(toks) - n + 1):
             if any(used[i : i + n]):
                 continue
             part = words[i : i + n]
-            if (part[0] in STOPWORDS and n > 1) or (part[-1] in STOPWORDS and n > 1):
+            phrase = " ".join(part)
+            if (phrase in index.exact and phrase not in GENERIC) or phrase in index.values:
+                out.append((i, i + n, phrase))
+                continue
+            if n > 1 and (part[0] in STOPWORDS or part[-1] in STOPWORDS):
                 continue
             if all(w in STOPWORDS for w in part) or (n == 1 and part[0].isdigit()):
                 continue
-            out.append((i, i + n, " ".join(part)))
+            out.append((i, i + n, phrase))
     return out
 
 
@@ -233,7 +277,7 @@ def _roles(
     lowered: str,
 ) -> list[Concept]:
     words = [t for t, _, _ in toks]
-    question_words = set(words)
+    question_words = {word(w) for w in words}
     concepts: list[Concept] = []
     filtered: dict[int, tuple[str, float]] = {}
     for op, number, at in comparators:
@@ -252,7 +296,9 @@ def _roles(
             cands = []
             for v in c.values:
                 bonus = 0.05 if any(w in question_words for w in _title_words(v.entry) - {c.phrase}) else 0.0
-                cands.append((v.entry, c.score + bonus))
+                # "Germany" alone is the customer's nation, not the supplier's: unasked qualifiers cost
+                extra = set(norm(humanize(v.entry.cube)).split()) - question_words - set(c.phrase.split())
+                cands.append((v.entry, c.score + bonus - 0.02 * len(extra)))
             concepts.append(
                 Concept("value", _dedupe(cands), c.phrase, c.start, c.end, c.values[0].value, negate)
             )
@@ -273,7 +319,7 @@ def _roles(
             concepts.append(Concept("segment", [(e, c.score) for e in c.entries if e.kind == "segment"],
                                     c.phrase, c.start, c.end))  # fmt: skip
             continue
-        counted = any(0 < c.start - k <= 3 for k in count_cues)
+        counted = any(0 < c.start - k <= 3 for k in count_cues) or bool(set(before[-2:]) & DISTINCT)
         grouped = bool(set(before[-2:]) & BREAKDOWN) or _ranked_noun(words, c.start)
         if kinds == {"dimension"} or (
             ("dimension" in kinds or "entity" in kinds) and grouped and not counted
@@ -281,8 +327,24 @@ def _roles(
             dims = _as_dimension(c, index)
             if dims:
                 role = "time" if dims[0][0].type == "time" else "dimension"
-                concepts.append(Concept(role, dims, c.phrase, c.start, c.end))
+                listing = "entity" in kinds and role == "dimension"
+                concepts.append(Concept(role, dims, c.phrase, c.start, c.end, listing=listing))
                 continue
+        listed = words[c.start - 1 : c.start] in (["and"], ["&"], ["plus"]) or words[c.end : c.end + 1] in (
+            ["and"],
+            ["&"],
+        )
+        qualifies = words[c.start - 1 : c.start] in (["from"], ["for"], ["among"], ["of"]) and any(
+            x.role in ("measure", "measure_filter") for x in concepts
+        )
+        if "entity" in kinds and (clear_measure or qualifies) and not counted and not listed:
+            # "basket size for app orders", "customers' opt-in rate": the cube's name qualifies the
+            # measure; "customers with more than 5 orders" lists the customers.
+            if words[c.end : c.end + 1] in (["with"], ["who"], ["that"], ["having"], ["where"]):
+                dims = _as_dimension(c, index)
+                if dims:
+                    concepts.append(Concept("dimension", dims, c.phrase, c.start, c.end, listing=True))
+            continue
         if "measure" in kinds or "entity" in kinds:
             if (
                 counted
@@ -290,8 +352,9 @@ def _roles(
                 or kinds == {"measure"}
                 or ("measure" in kinds and "dimension" not in kinds)
             ):
-                concepts.append(Concept("measure", _as_measure(c, index, prefer_count=counted), c.phrase,
-                                        c.start, c.end))  # fmt: skip
+                distinct = bool(set(before[-2:]) & DISTINCT)
+                cands = _as_measure(c, index, prefer_count=counted, distinct=distinct)
+                concepts.append(Concept("measure", cands, c.phrase, c.start, c.end))
                 continue
             dims = _as_dimension(c, index)
             if dims:
@@ -303,6 +366,39 @@ def _roles(
                 role = "time" if dims[0][0].type == "time" else "dimension"
                 concepts.append(Concept(role, dims, c.phrase, c.start, c.end))
     return concepts
+
+
+def _merge_values(concepts: list[Concept], toks: list[tuple[str, int, int]]) -> list[Concept]:
+    """'the Nordics region', 'region DACH': a dimension named next to one of its values names the
+    filter, not a breakdown ('by region' still breaks down)."""
+    words = [t for t, _, _ in toks]
+    values = [c for c in concepts if c.role == "value"]
+    out = []
+    for c in concepts:
+        if c.role == "dimension" and not set(words[max(0, c.start - 2) : c.start]) & BREAKDOWN:
+            keys = {e.key for e, _ in c.cands[:1]}
+            near = [v for v in values if 0 <= v.start - c.end <= 1 or 0 <= c.start - v.end <= 1]
+            if any(e.key in keys for v in near for e, _ in v.cands):
+                continue
+        out.append(c)
+    return out
+
+
+def _qualifiers(concepts: list[Concept], index: Index) -> list[Concept]:
+    """'part brands', 'supplier country', 'customer region': a cube named right before one of its
+    dimensions (or of a cube it reaches) says whose dimension it is, not that its rows are listed."""
+    out: list[Concept] = []
+    for i, c in enumerate(concepts):
+        nxt = concepts[i + 1] if i + 1 < len(concepts) else None
+        if c.listing and nxt is not None and nxt.role in ("dimension", "time") and nxt.start == c.end:
+            cube = c.cands[0][0].cube
+            reach = index.joins.get(cube, [cube])
+            nxt.cands = sorted(
+                [(e, s + (0.04 if e.cube in reach else 0.0)) for e, s in nxt.cands], key=lambda x: -x[1]
+            )
+            continue
+        out.append(c)
+    return out
 
 
 def _ranked_noun(words: list[str], start: int) -> bool:
@@ -329,15 +425,22 @@ def _dedupe(cands: list[tuple[Entry, float]]) -> list[tuple[Entry, float]]:
     return sorted(best.values(), key=lambda x: -x[1])
 
 
-def _as_measure(c: Candidate, index: Index, prefer_count: bool = False) -> list[tuple[Entry, float]]:
+def _as_measure(
+    c: Candidate, index: Index, prefer_count: bool = False, distinct: bool = False
+) -> list[tuple[Entry, float]]:
     out = [(e, c.score) for e in c.entries if e.kind == "measure"]
     for e in c.entries:
         if e.kind == "entity":
             count = _count_measure(index, e.cube)
             if count is not None:
-                out.append((count, c.score - (0.0 if prefer_count else 0.01)))
+                # "customers" counts the customers cube rather than another cube's distinct count;
+                # "footfall" (a store-traffic synonym) is still the visits measure, not a row count
+                only_counts = all(x.type in ("count", "count_distinct") for x, _ in out)
+                out.append((count, c.score + (0.005 if only_counts else -0.01)))
     if prefer_count:
         out = [(e, s + (0.02 if e.type in ("count", "count_distinct") else 0)) for e, s in out]
+    if distinct:  # "different customers", "unique buyers"
+        out = [(e, s + (0.03 if e.type.startswith("count_distinct") else 0)) for e, s in out]
     return _dedupe(out)
 
 
@@ -368,7 +471,13 @@ def _label_dimension(index: Index, cube: str) -> Entry | None:
 
 
 def _default_time(index: Index, cube: str) -> Entry | None:
-    """The time dimension of the measure's cube, else of the nearest cube it reaches many_to_one."""
+    """The cube's `default_time_dimension`, else its own time dimension, else that of the nearest
+    cube it reaches many_to_one."""
+    named = index.default_time.get(cube)
+    if named is not None:
+        hit = next((e for e in index.entries if e.path == named and e.kind == "dimension"), None)
+        if hit is not None:
+            return hit
     for near in index.joins.get(cube, [cube]):
         hit = next(
             (e for e in index.entries if e.kind == "dimension" and e.type == "time" and e.cube == near
@@ -397,14 +506,15 @@ def _place(index: Index, concepts: list[Concept]) -> list[tuple[float, list[Entr
     """Options (score, one entry per concept), best first: one cube, one view, or cubes joined."""
     expanded = [_equivalents(index, c.cands) for c in concepts]
     options: list[tuple[float, list[Entry]]] = []
-    cube_pick = []
+    cube_pick: list[tuple[Entry, float]] | None = []
     for cands in expanded:
         own = [(e, s) for e, s in cands if not e.is_view]
         if not own:
             cube_pick = None
             break
-        cube_pick.append(max(own, key=lambda x: x[1]))
+        cube_pick.append(max(own, key=lambda x: x[1]))  # type: ignore[union-attr]
     if cube_pick is not None:
+        cube_pick = _near_anchor(index, concepts, expanded, cube_pick)
         total = sum(s for _, s in cube_pick)
         spread = len({e.owner for e, _ in cube_pick})
         options.append((total - 0.03 * (spread - 1), [e for e, _ in cube_pick]))
@@ -419,6 +529,31 @@ def _place(index: Index, concepts: list[Concept]) -> list[tuple[float, list[Entr
         else:
             options.append((sum(s for _, s in pick) - 0.01, [e for e, _ in pick]))
     return sorted(options, key=lambda o: -o[0])
+
+
+def _near_anchor(
+    index: Index,
+    concepts: list[Concept],
+    expanded: list[list[tuple[Entry, float]]],
+    pick: list[tuple[Entry, float]],
+) -> list[tuple[Entry, float]]:
+    """Between near-equal candidates ('country' of customers or of stores), take the one on the
+    measure's cube or the nearest cube it reaches: 'stores in each country' is the stores' country."""
+    anchors = [
+        e.cube for (e, _), c in zip(pick, concepts, strict=True) if c.role in ("measure", "measure_filter")
+    ]
+    if not anchors:
+        return pick
+    reach = index.joins.get(anchors[0], [anchors[0]])
+    out = []
+    for (best, score), cands, c in zip(pick, expanded, concepts, strict=True):
+        if c.role in ("measure", "measure_filter"):
+            out.append((best, score))
+            continue
+        close = [(e, s) for e, s in cands if not e.is_view and s >= score - 0.03]
+        ranked = sorted(close, key=lambda x: (reach.index(x[0].cube) if x[0].cube in reach else 99, -x[1]))
+        out.append(ranked[0] if ranked else (best, score))
+    return out
 
 
 # --- the query -------------------------------------------------------------------------------
@@ -439,19 +574,32 @@ def _build(
 ) -> Interpretation:
     needs_time = spec.period is not None or spec.granularity is not None or spec.trend
     measures = [c for c in concepts if c.role in ("measure", "measure_filter")]
+    if not measures:
+        # "corporate customers by country", "least used payment method": nothing to measure but a
+        # segment, a ranking or a period: count the rows of the cube named
+        source = next((c for c in concepts if c.role == "segment"), None)
+        if source is None and (rank is not None or needs_time):
+            source = next((c for c in concepts if c.role == "dimension"), None)
+        count = _count_measure(index, source.cands[0][0].cube) if source is not None else None
+        if count is not None:
+            concepts = [*concepts, Concept("measure", [(count, 0.9)], "(count)", source.start, source.end)]
+            measures = [concepts[-1]]
+    time_missing = False
     if needs_time and not any(c.role == "time" for c in concepts):
-        anchor = measures[0] if measures else next((c for c in concepts if c.role == "dimension"), None)
-        if anchor is not None:
-            cube = anchor.cands[0][0].cube
-            default = _default_time(index, cube)
-            if default is not None:
-                concepts = [*concepts, Concept("time", [(default, 0.9)], "(time)")]
+        anchors = [*measures, *(c for c in concepts if c.role == "dimension")]
+        default = next(
+            (d for a in anchors for d in [_default_time(index, a.cands[0][0].cube)] if d is not None), None
+        )
+        if default is not None:
+            concepts = [*concepts, Concept("time", [(default, 0.9)], "(time)")]
+        else:
+            time_missing = True  # never answer "last month" with all time: say so instead
     if not any(c.role in ("measure", "measure_filter", "dimension", "time") for c in concepts):
         return _nothing(question, index, unmatched)
     options = _place(index, concepts)
     checked = None
     for score, picks in options:
-        query = _query(concepts, picks, spec, rank, sort_at)
+        query = _query(index, concepts, picks, spec, rank, sort_at)
         try:
             parse_query(model, query)
         except HeadlessBIError:
@@ -474,6 +622,15 @@ def _build(
     alternatives = _alternatives(model, index, concepts, picks, spec, rank, sort_at)
     if alternatives:
         confidence = min(confidence, 0.6)
+    if time_missing:
+        names = ", ".join(titles.get(m, m) for m in query.get("measures", []))
+        confidence = min(confidence, 0.3)
+        alternatives.insert(0, {
+            "clarification": f"{names or 'This'} has no date to apply "
+            f"'{' '.join(spec.phrases) or 'the period'}' to: the numbers cover all time. "
+            "Which date do you mean?",
+            "suggestions": [e.path for e in index.entries if e.kind == "dimension" and e.type == "time"][:5],
+        })  # fmt: skip
     compare_query = None
     if spec.compare_to is not None and query.get("timeDimensions"):
         compare_query = {
@@ -498,6 +655,7 @@ def _build(
 
 
 def _query(
+    index: Index,
     concepts: list[Concept],
     picks: list[Entry],
     spec: TimeSpec,
@@ -520,6 +678,9 @@ def _query(
         elif c.role == "dimension_filter":
             filters.append({"member": e.path, "operator": c.operator, "values": [_num(c.number)]})
         elif c.role == "dimension" and e.path not in dimensions:
+            key = _key_of(index, e) if c.listing and e.key in index.many_values else None
+            if key is not None and key.path not in dimensions:
+                dimensions.append(key.path)  # two customers may share a name: keep them apart
             dimensions.append(e.path)
         elif c.role == "time" and time is None:
             time = e.path
@@ -531,6 +692,8 @@ def _query(
             segments.append(e.path)
     for (path, negate), vals in values.items():
         filters.append({"member": path, "operator": "notEquals" if negate else "equals", "values": vals})
+        if len(vals) > 1 and not negate and path not in dimensions:
+            dimensions.append(path)  # "Home & Kitchen vs Beauty": compared side by side
     query: dict[str, Any] = {}
     if measures:
         query["measures"] = measures
@@ -564,6 +727,16 @@ def _query(
     if rank is not None and rank.limit:
         query["limit"] = rank.limit
     return query
+
+
+def _key_of(index: Index, label: Entry) -> Entry | None:
+    """The visible primary key beside `label` (same owner, same cube)."""
+    cube = label.target.cube if label.target is not None else label.cube
+    for e in index.by_owner.get(label.owner, []):
+        target = e.target
+        if isinstance(target, Dimension) and target.primary_key and target.cube == cube:
+            return e
+    return None
 
 
 def _rank_measure(concepts: list[Concept], picks: list[Entry], rank: Rank) -> str:
@@ -603,7 +776,7 @@ def _alternatives(
         for rival in rivals[:2]:
             swapped = list(picks)
             swapped[i] = rival
-            query = _query(concepts, swapped, spec, rank, sort_at)
+            query = _query(index, concepts, swapped, spec, rank, sort_at)
             try:
                 parse_query(model, query)
             except HeadlessBIError:

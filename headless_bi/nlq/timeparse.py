@@ -93,6 +93,9 @@ def parse_time(text: str, today: date) -> TimeSpec:
         # "2023 vs 2024": the later period is the one asked about, the earlier the baseline.
         spec.period, spec.compare_to = spec.compare_to, spec.period
     _granularity(text, spec, free, take)
+    if spec.compare_unit and spec.compare_unit != "period" and spec.period is None:
+        # "revenue vs last year": this year so far against the same days a year earlier
+        spec.period = _so_far(today, spec.compare_unit)
     if spec.compare_unit and spec.period is not None and spec.compare_to is None:
         spec.compare_to = shift_back(spec.period, spec.compare_unit)
     if spec.compare_to is not None and spec.period is None:
@@ -101,20 +104,22 @@ def parse_time(text: str, today: date) -> TimeSpec:
 
 
 def _has_versus(text: str) -> bool:
-    return re.search(r"\b(vs\.?|versus|compared (to|with)|against)\b", text) is not None
+    return re.search(r"\b(vs\.?|versus|compared? (to|with)|against|and)\b", text) is not None
 
 
 def _comparison(text: str, spec: TimeSpec, free: Callable, take: Callable) -> None:
     """ "vs last year", "year over year", "compared to the previous period": the baseline's unit."""
     pattern = (
-        r"\b(?:(?:vs\.?|versus|compared (?:to|with)|against)\s+(?:the\s+)?(?:same\s+(?:period|time)\s+)?"
-        r"(?:last|previous|prior|a)\s+(?P<what>year|period|month|quarter|week)"
+        r"\b(?:(?:vs\.?|versus|compared? (?:to|with)|against)\s+(?:the\s+)?(?:same\s+(?:period|time)\s+)?"
+        r"(?:(?:last|previous|prior|a)\s+(?P<what>year|period|month|quarter|week)"
+        r"|(?P<what2>year|period|month|quarter|week)\s+(?:before|earlier|prior))"
         r"|(?P<yoy>year[- ]over[- ]year|yoy|y/y)|(?P<mom>month[- ]over[- ]month|mom))\b"
     )
     for m in re.finditer(pattern, text):
         if free(m) and spec.compare_unit is None:
             take(m)
-            spec.compare_unit = m.group("what") or ("year" if m.group("yoy") else "month")
+            unit = m.group("what") or m.group("what2")
+            spec.compare_unit = unit or ("year" if m.group("yoy") else "month")
             spec.compare_label = {"period": "the previous period"}.get(
                 spec.compare_unit, f"the previous {spec.compare_unit}"
             )
@@ -142,6 +147,12 @@ def _granularity(text: str, spec: TimeSpec, free: Callable, take: Callable) -> N
         if free(m) and spec.granularity is None:
             take(m)
             spec.granularity = "day" if m.group("unit") == "date" else m.group("unit")
+    for m in re.finditer(
+        r"^\W*(?:(?:which|what|the|list|show)\s+)*(?P<unit>day|week|month|quarter|year)s\b", text
+    ):
+        if free(m) and spec.granularity is None:  # "months where revenue exceeded 1M": one row a month
+            take(m)
+            spec.granularity = m.group("unit")
     for m in re.finditer(r"\b(" + "|".join(ADVERBS) + r")\b", text):
         if free(m) and spec.granularity is None:
             take(m)
@@ -153,6 +164,10 @@ def _granularity(text: str, spec: TimeSpec, free: Callable, take: Callable) -> N
 
 
 # --- absolute and relative periods -----------------------------------------------------------
+
+
+def _so_far(today: date, unit: str) -> Period:
+    return Period(_unit_period(today, unit).start, today)
 
 
 def _unit_period(day: date, unit: str) -> Period:
@@ -256,6 +271,16 @@ def _iso_day(m: re.Match[str], today: date) -> Period | None:
     return Period(day, day)
 
 
+def _named_date(m: re.Match[str], today: date) -> Period | None:
+    """'14 Aug 2026', 'August 14th, 2026', '14 august' (this year)."""
+    year = int(m.group("y")) if m.group("y") else today.year
+    try:
+        day = date(year, MONTHS[m.group("m")], int(m.group("d")))
+    except ValueError:
+        return None
+    return Period(day, day)
+
+
 def _point(text: str, today: date) -> Period | None:
     """A single date-ish phrase as a period (used by since/between)."""
     text = text.strip()
@@ -326,6 +351,10 @@ _RULES = [
      + _YEAR.format(n="y") + r"\b",
      lambda m, t: _half(_H(m), t)),
     (r"\b(?:in |for |during |of )?" + _ISO + r"\b", _iso_day),
+    (r"\b(?:on )?(?P<d>[0-3]?\d)(?:st|nd|rd|th)? (?:of )?" + _MONTH.format(n="m") + r",?(?: "
+     + _YEAR.format(n="y") + r")?\b", _named_date),
+    (r"\b(?:on )?" + _MONTH.format(n="m") + r" (?P<d>[0-3]?\d)(?:st|nd|rd|th)?(?:,? "
+     + _YEAR.format(n="y") + r")?\b", _named_date),
     (r"\b(?:in |for |during )?" + _MONTH.format(n="m") + r"\s+(?:of\s+)?" + _YEAR.format(n="y") + r"\b",
      _month_year),
     (r"\b(?:in|during|for|of|since) " + _MONTH.format(n="m") + r"\b", _month_alone),
