@@ -144,6 +144,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     running = Server(DEMO_MODELS, str(warehouse), folder / "work", env={"HBI_ANONYMOUS_ROLE": ""})
     store = IdentityStore(f"sqlite:///{folder / 'work' / 'metadata.db'}")
     store.add_user("ana", ["Analyst"], password=PASSWORD, attributes={"region": "DACH"})
+    store.add_user("vic", ["Viewer"], password=PASSWORD, attributes={"region": "Nordics"})
     yield running
     running.stop()
 
@@ -347,3 +348,81 @@ def test_analyst_sees_only_their_region(browser: Any, server: Server) -> None:
     assert table(page) == [["No rows."]]
     page.screenshot(path="/tmp/ask_analyst.png", full_page=True)
     page.close()
+
+
+def test_comparisons_join_the_table_and_the_chart(browser: Any, server: Server) -> None:
+    from test_server import ADMIN_PASSWORD
+
+    page, _ = sign_in(browser, server, "admin", ADMIN_PASSWORD)
+    page.goto(f"{server.url}/ask/?today={TODAY}")
+    ask(page, "revenue by region this year vs last year")
+    columns = headers(page)
+    assert columns[:2] == ["Region", "Revenue"] and columns[-1] == "Change", columns
+    previous = load(server, {
+        "measures": ["sales.revenue"], "dimensions": ["sales.region"],
+        "timeDimensions": [{"dimension": "sales.created_at", "dateRange": ["2025-01-01", "2025-12-31"]}],
+    })
+    then = {r["sales.region"]: r["sales.revenue"] for r in previous}
+    for region, now, before, change in table(page):
+        assert number(before) == pytest.approx(then[region], abs=0.01)
+        assert float(change.rstrip("%")) == pytest.approx((number(now) / then[region] - 1) * 100, abs=0.06)
+    assert page.locator("#ask-chart[data-chart=bar] .barlayer .trace").count() == 2
+    page.screenshot(path="/tmp/ask_compare.png", full_page=True)
+
+    # The comparison follows edits: the total, then by quarter, each against the same span a year back.
+    page.get_by_role("button", name="Remove breakdown Region").click()
+    wait_updated(page)
+    assert page.locator("#ask-chart[data-chart=number] .delta").count() == 1
+    now, before, change = table(page)[0]
+    assert number(before) == pytest.approx(sum(then.values()), abs=0.05)
+    page.get_by_label("Granularity of Order Date").select_option("quarter")
+    wait_updated(page)
+    assert [r[0] for r in table(page)] == ["2026 Q1", "2026 Q2", "2026 Q3", "2026 Q4"]
+    assert page.locator("#ask-comparison-label").inner_text() == "Compared with 2025-01-01 to 2025-12-31"
+    earlier = page.locator("#ask-comparison-table tbody tr td:first-child").all_inner_texts()
+    assert earlier == ["2025 Q1", "2025 Q2", "2025 Q3", "2025 Q4"]
+    assert page.locator("#ask-chart[data-chart=line] .scatterlayer .trace").count() == 2
+    assert "compared with 2025-01-01 to 2025-12-31" in page.locator("#ask-restatement").inner_text()
+    page.screenshot(path="/tmp/ask_compare_line.png", full_page=True)
+    page.get_by_role("button", name="Remove comparison with 2025-01-01 to 2025-12-31").click()
+    wait_updated(page)
+    assert not page.locator("#ask-comparison").is_visible()
+    assert page.locator("#ask-chart[data-chart=line] .scatterlayer .trace").count() == 1
+
+    ask(page, "share of revenue by channel")
+    assert page.locator("#ask-chart[data-chart=pie] .slice").count() == len(table(page)) >= 2
+    page.close()
+
+
+def test_viewer_sees_no_hidden_members_and_only_their_region(browser: Any, server: Server) -> None:
+    """On the sales view viewers see neither margins nor other regions: not in rows, nor in the menus."""
+    page, _ = sign_in(browser, server, "vic", PASSWORD)
+    page.goto(f"{server.url}/ask/?today={TODAY}")
+    ask(page, "revenue by region")
+    assert '"sales.region"' in page.locator("#ask-query-json").text_content()
+    assert [r[0] for r in table(page)] == ["Nordics"]
+    page.wait_for_function("() => document.querySelectorAll('#ask-add option').length > 3", timeout=30_000)
+    offered = " ".join(page.locator("#ask-add option").all_inner_texts()).lower()
+    assert page.locator("#ask-add option[value='sales.revenue']").count() == 0  # already in the query
+    assert page.locator("#ask-add option[value='sales.gross_margin']").count() == 0
+    assert "units sold" in offered or "quantity" in offered
+    assert "margin" not in offered and "cost of goods" not in offered
+    page.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="demo model: the cubes under the sales view (order_items, regions, ...) have no access_policy, "
+    "so `ask` answers margins and every region from the cubes; the view's rules do not cover them",
+)
+def test_viewer_asking_for_margins_gets_none(browser: Any, server: Server) -> None:
+    page, _ = sign_in(browser, server, "vic", PASSWORD)
+    page.goto(f"{server.url}/ask/?today={TODAY}")
+    ask(page, "gross margin by region")
+    try:
+        assert "margin" not in page.locator("#ask-restatement").inner_text().lower()
+        if "Region" in headers(page):
+            region = headers(page).index("Region")
+            assert {r[region] for r in table(page)} <= {"Nordics"}
+    finally:
+        page.close()

@@ -49,6 +49,7 @@
     answer: null,
     meta: null,          // member name -> {name, kind, type, title, shortTitle, granularities}
     valueLists: {},      // member -> Promise of distinct values (for filter suggestions)
+    comparison: null,    // {shift: {months} | {days}, label} while a "vs last year" is shown
     seq: 0,
   };
 
@@ -259,6 +260,8 @@
       parts.push("first " + q.limit);
     }
     if (period) parts.push("for " + period);
+    var compared = state.comparison && comparisonQuery(q, state.comparison.shift);
+    if (compared) parts.push("compared with " + compared.label);
     return parts.join(", ");
   }
 
@@ -424,13 +427,13 @@
     });
   }
 
-  function figure(kind, columns, rows) {
+  function figure(kind, columns, rows, separate) {
     var measures = columns.filter(function (c) { return c.kind === "measure"; });
     var dims = columns.filter(function (c) { return c.kind !== "measure"; });
     var first = measures[0];
     var yTitle = measures.length === 1 ? columnTitle(first) : "";
     var layout = {
-      margin: { t: 30, r: 20, b: 60, l: 70 }, font: { size: 13 }, legend: { orientation: "h", y: -0.25 },
+      margin: { t: 50, r: 20, b: 60, l: 70 }, font: { size: 13 }, legend: { orientation: "h", x: 0, y: 1.15 },
       yaxis: { title: { text: yTitle }, tickformat: first.format === "percent" ? ".0%" : null, automargin: true },
       xaxis: { automargin: true },
     };
@@ -438,11 +441,17 @@
       return {
         data: measures.slice(0, 4).map(function (m, i) {
           var n = measures.length > 1 ? Math.min(measures.length, 4) : 1;
-          return {
+          var trace = {
             type: "indicator", mode: "number", value: Number(rows[0][m.key]), title: { text: columnTitle(m) },
             number: { valueformat: m.format === "percent" ? ".1%" : ",.2~f" },
             domain: { x: [i / n, (i + 1) / n], y: [0, 1] },
           };
+          var then = rows[0][m.key + "@cmp"];
+          if (then !== undefined && then !== null) {  // "vs last year": the change, relative
+            trace.mode = "number+delta";
+            trace.delta = { reference: Number(then), relative: true, valueformat: ".1%" };
+          }
+          return trace;
         }),
         layout: { margin: { t: 40, r: 20, b: 20, l: 20 }, height: 220 },
       };
@@ -468,6 +477,18 @@
         return trace;
       });
     }
+    if (separate && kind === "line" && !other) {
+      // Drawn over the asked period (shifted forward), so the same month of each year lines up.
+      var back = separate.shift, original = axisValues(separate.data, x);
+      var forward = back && (back.months !== undefined ? { months: -back.months } : { days: -back.days });
+      data.push({
+        name: columnTitle(first) + " (" + separate.label + ")", type: "scatter", mode: "lines+markers",
+        x: forward ? original.map(function (v) { return v && shiftDay(v.slice(0, 10), forward) + v.slice(10); }) : original,
+        y: measureValues(separate.data, first), line: { dash: "dash" },
+        customdata: separate.data.map(function (r) { return formatValue(r[x.key], x); }),
+        hovertemplate: "%{customdata}: %{y:,.2f}<extra></extra>",
+      });
+    }
     layout.xaxis.title = { text: columnTitle(x) };
     layout.xaxis.type = x.type === "time" ? "date" : "category";
     layout.barmode = "group";
@@ -484,7 +505,7 @@
       ". The table below has the same numbers.";
   }
 
-  function renderChart(kind, columns, rows) {
+  function renderChart(kind, columns, rows, separate) {
     var box = el("ask-chart");
     if (window.Plotly) window.Plotly.purge(box);
     clear(box);
@@ -497,32 +518,69 @@
     box.hidden = false;
     box.setAttribute("data-chart", kind);
     box.setAttribute("aria-label", chartDescription(kind, columns, rows));
-    var fig = figure(kind, columns, rows);
+    var fig = figure(kind, columns, rows, separate);
     window.Plotly.newPlot(box, fig.data, fig.layout, {
       displaylogo: false, responsive: true, modeBarButtonsToRemove: ["sendDataToCloud", "select2d", "lasso2d"],
     });
   }
 
+  /* "vs last year": without time buckets the other period joins the rows (its value and the
+   * change per measure); with time buckets it stays a table of its own and a dashed line. */
+  function withComparison(columns, rows, comparison) {
+    var none = { columns: columns, rows: rows, separate: null };
+    if (!comparison || !Array.isArray(comparison.data)) return none;
+    var label = comparison.label || "comparison";
+    var dims = columns.filter(function (c) { return c.kind !== "measure"; });
+    var measures = columns.filter(function (c) { return c.kind === "measure"; });
+    if (dims.some(function (c) { return c.type === "time"; })) {
+      var shift = state.comparison && state.comparison.shift;
+      return { columns: columns, rows: rows, separate: { label: label, data: comparison.data, shift: shift } };
+    }
+    var keyOf = function (r) { return JSON.stringify(dims.map(function (d) { return r[d.key]; })); };
+    var previous = {};
+    comparison.data.forEach(function (r) { previous[keyOf(r)] = r; });
+    var extra = [];
+    measures.forEach(function (m) {
+      var name = m.shortTitle || m.title;
+      extra.push({ key: m.key + "@cmp", kind: "measure", type: "number", format: m.format, comparisonOf: m.key,
+                   title: name + " (" + label + ")", shortTitle: name + " (" + label + ")" });
+      extra.push({ key: m.key + "@chg", kind: "measure", type: "number", format: "percent", changeOf: m.key,
+                   title: "Change", shortTitle: measures.length > 1 ? name + " change" : "Change" });
+    });
+    var merged = rows.map(function (r) {
+      var out = Object.assign({}, r), p = previous[keyOf(r)] || {};
+      measures.forEach(function (m) {
+        var now = r[m.key], then = p[m.key];
+        out[m.key + "@cmp"] = then === undefined ? null : then;
+        out[m.key + "@chg"] = now === null || then === null || then === undefined || Number(then) === 0
+          ? null : Number(now) / Number(then) - 1;
+      });
+      return out;
+    });
+    return { columns: columns.concat(extra), rows: merged, separate: null };
+  }
+
   function renderResult(result, options) {
     var rows = Array.isArray(result.data) ? result.data : [];
-    var columns = visibleColumns(result.columns || [], rows);
-    var kind = chooseChart(state.suggestedChart, columns, rows);
+    var view = withComparison(visibleColumns(result.columns || [], rows), rows, options.comparison);
+    var shape = view.columns.filter(function (c) { return !c.comparisonOf && !c.changeOf; });
+    var kind = chooseChart(state.suggestedChart, shape, rows);
+    var plotted = kind === "number" ? shape : view.columns.filter(function (c) { return !c.changeOf; });
     show(el("ask-result"), true);
     var narrative = options.narrative || "";
     el("ask-narrative").textContent = narrative;
     show(el("ask-narrative"), !!narrative);
-    renderTable(el("ask-table"), "ask-table-caption", restate(state.query), columns, rows);
-    renderChart(kind, columns, rows);
+    renderTable(el("ask-table"), "ask-table-caption", restate(state.query), view.columns, view.rows);
+    renderChart(kind, plotted, view.rows, view.separate);
     el("ask-query-json").textContent = JSON.stringify(toCubeJson(state.query), null, 2);
     var sql = result.sql || "";
     el("ask-sql").textContent = sql;
     show(el("ask-sql-details"), !!sql);
-    var comparison = options.comparison;
-    if (comparison && Array.isArray(comparison.data)) {
-      el("ask-comparison-label").textContent = comparison.label || "Comparison";
-      var compColumns = columns.filter(function (c) { return comparison.data.length && c.key in comparison.data[0]; });
-      renderTable(el("ask-comparison-table"), "ask-comparison-caption", comparison.label || "Comparison",
-        compColumns.length ? compColumns : visibleColumns([], comparison.data), comparison.data);
+    if (view.separate) {
+      var label = view.separate.label;
+      el("ask-comparison-label").textContent = "Compared with " + label;
+      renderTable(el("ask-comparison-table"), "ask-comparison-caption", "The same query for " + label,
+        visibleColumns(result.columns || [], view.separate.data), view.separate.data);
       show(el("ask-comparison"), true);
     } else {
       show(el("ask-comparison"), false);
@@ -723,6 +781,14 @@
         edit(function (x) { x.segments.splice(i, 1); });
       }, "segment " + titleOf(s)));
     });
+    if (state.comparison) {
+      var compared = state.edited ? comparisonQuery(q, state.comparison.shift) : state.comparison;
+      var label = compared ? compared.label : "(needs a date range)";
+      list.appendChild(chip("Compared with", label, [], function () {
+        state.comparison = null;
+        edit(function () {});
+      }, "comparison with " + label));
+    }
     if (q.order.length) list.appendChild(sortChip(q));
     else if (q.limit) {
       list.appendChild(chip("Limit", "first " + q.limit + " rows", [], function () {
@@ -833,6 +899,59 @@
     return m ? m.title : titleOf(name);
   }
 
+  // --- comparisons that follow edits -------------------------------------------------------
+
+  function parseDay(s) {
+    var m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(String(s).slice(0, 10));
+    return m ? { y: Number(m[1]), m: Number(m[2]), d: Number(m[3]) } : null;
+  }
+
+  function daysIn(y, m) { return new Date(Date.UTC(y, m, 0)).getUTCDate(); }
+
+  function formatDay(y, m, d) {
+    var pad = function (n) { return (n < 10 ? "0" : "") + n; };
+    return y + "-" + pad(m) + "-" + pad(d);
+  }
+
+  function absoluteRange(q) {
+    var td = q.timeDimensions.filter(function (t) { return Array.isArray(t.dateRange) && t.dateRange.length === 2; })[0];
+    return td && parseDay(td.dateRange[0]) && parseDay(td.dateRange[1]) ? td.dateRange : null;
+  }
+
+  /* How the compared period sits relative to the asked one: whole months ("vs last year",
+   * "vs previous quarter") when both start on the same day of the month, else days. */
+  function comparisonShift(query, comparison) {
+    var a = absoluteRange(normalise(query)), b = comparison && comparison.query && absoluteRange(normalise(comparison.query));
+    if (!a || !b) return null;
+    var x = parseDay(a[0]), y = parseDay(b[0]);
+    if (x.d === y.d) return { months: (y.y - x.y) * 12 + (y.m - x.m) };
+    return { days: Math.round((Date.UTC(y.y, y.m - 1, y.d) - Date.UTC(x.y, x.m - 1, x.d)) / 86400000) };
+  }
+
+  function shiftDay(s, shift) {
+    var p = parseDay(s);
+    if (shift.days !== undefined) {
+      var t = new Date(Date.UTC(p.y, p.m - 1, p.d + shift.days));
+      return formatDay(t.getUTCFullYear(), t.getUTCMonth() + 1, t.getUTCDate());
+    }
+    var total = p.y * 12 + (p.m - 1) + shift.months, y = Math.floor(total / 12), m = total % 12 + 1;
+    var last = p.d === daysIn(p.y, p.m);  // month ends stay month ends (Feb 29 -> Feb 28)
+    return formatDay(y, m, last ? daysIn(y, m) : Math.min(p.d, daysIn(y, m)));
+  }
+
+  /* The edited query over the compared period, or null when it has no absolute date range. */
+  function comparisonQuery(q, shift) {
+    if (!shift || !absoluteRange(q)) return null;
+    var other = normalise(toCubeJson(q));
+    other.timeDimensions.forEach(function (td) {
+      if (Array.isArray(td.dateRange) && td.dateRange.length === 2) {
+        td.dateRange = [shiftDay(td.dateRange[0], shift), shiftDay(td.dateRange[1], shift)];
+      }
+    });
+    var range = absoluteRange(other);
+    return { query: other, label: range[0] + " to " + range[1] };
+  }
+
   // --- running -------------------------------------------------------------------------------
 
   function today() {
@@ -863,6 +982,9 @@
       state.edited = false;
       state.valueLists = {};
       state.query = answer.query ? normalise(answer.query) : null;
+      state.comparison = answer.comparison && answer.query ? {
+        shift: comparisonShift(answer.query, answer.comparison), label: answer.comparison.label,
+      } : null;
       state.lastColumns = answer.columns || [];
       show(el("ask-answer"), true);
       renderInterpretation(answer.restatement);
@@ -898,10 +1020,15 @@
     }
     busy(true);
     setStatus("Running the edited query…");
-    graphql(LOAD_QUERY, { query: toQueryInput(q) }).then(function (data) {
+    var compared = state.comparison ? comparisonQuery(q, state.comparison.shift) : null;
+    var runs = [graphql(LOAD_QUERY, { query: toQueryInput(q) })];
+    if (compared) runs.push(graphql(LOAD_QUERY, { query: toQueryInput(compared.query) }));
+    Promise.all(runs).then(function (results) {
       if (seq !== state.seq) return;
+      var data = results[0];
       state.lastColumns = data.load.columns || [];
-      var n = renderResult(data.load, { narrative: "", comparison: null });
+      var comparison = compared ? { label: compared.label, data: results[1].load.data } : null;
+      var n = renderResult(data.load, { narrative: "", comparison: comparison });
       setStatus("Updated: " + n + (n === 1 ? " row." : " rows."));
     }).catch(function (error) {
       if (seq !== state.seq) return;
