@@ -541,7 +541,9 @@ def test_introspection_shows_model_descriptions(tpch):
     )
     assert fields["revenue"]["type"]["name"] == "Float"
     assert fields["shipdate"]["type"]["name"] == "TimeDimension"
-    assert fields["returnflag"]["description"] == "Return flag"
+    # title, then the model's description: the codes are explained where a client looks for them
+    assert fields["returnflag"]["description"].startswith("Return Flag: ")
+    assert "R = returned" in fields["returnflag"]["description"]
     lineitem = next(f for f in data["r"]["fields"] if f["name"] == "lineitem")
     assert [a["name"] for a in lineitem["args"]] == ["where", "orderBy", "segments"]
     inputs = {f["name"]: f["type"]["name"] for f in data["f"]["inputFields"]}

@@ -45,9 +45,20 @@ class QuestionSet:
 
 
 def load_question_set(path: Path, root: Path) -> QuestionSet:
-    data = yaml.safe_load(path.read_text())
-    today = data["today"] if isinstance(data["today"], date) else date.fromisoformat(str(data["today"]))
+    data = _dates_as_text(yaml.safe_load(path.read_text(encoding="utf-8")))
+    today = date.fromisoformat(data["today"])
     return QuestionSet(path, root / data["models"], today, list(data["questions"]))
+
+
+def _dates_as_text(value: Any) -> Any:
+    """YAML reads unquoted 2024-01-31 as a date; queries carry dates as text."""
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _dates_as_text(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_dates_as_text(v) for v in value]
+    return value
 
 
 def canonical(query: dict[str, Any] | None) -> Any:
