@@ -7,6 +7,7 @@ off, and check that an analyst limited to one region sees only that region's row
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -426,3 +427,69 @@ def test_viewer_asking_for_margins_gets_none(browser: Any, server: Server) -> No
             assert {r[region] for r in table(page)} <= {"Nordics"}
     finally:
         page.close()
+
+
+def test_session_cookie_requests_that_a_foreign_page_could_send_are_refused(server: Server) -> None:
+    """The page's fetches are JSON; what a cross-site form or a simple request can send is not run."""
+    from test_server import ADMIN_PASSWORD
+
+    client = httpx.Client(base_url=server.url, timeout=30)
+    token = CSRF.search(client.get("/login/").text)
+    assert token
+    form = {"username": "admin", "password": ADMIN_PASSWORD, "csrf_token": token[1]}
+    assert client.post("/login/", data=form).status_code == 302 and client.cookies.get("session")
+    query = '{ load(query: {measures: ["sales.revenue"]}) { data } }'
+    assert client.post("/graphql", json={"query": query}).status_code == 200
+    body = json.dumps({"query": query})
+    as_text = client.post("/graphql", content=body, headers={"content-type": "text/plain"})
+    assert as_text.status_code == 415
+    assert client.post("/graphql", data={"query": query}).status_code == 415
+    mutation = client.get("/graphql", params={"query": "mutation { reloadModels { version } }"})
+    assert mutation.status_code == 400 and "not allowed" in mutation.text
+    client.close()
+
+
+EVIL = '<img src=x onerror="window.__pwned=1"><b>bold</b>'
+
+
+def test_server_text_is_shown_as_text(browser: Any, server: Server) -> None:
+    """Member titles, values, narrative and suggestions hostile as HTML stay text (a stubbed `ask`,
+    in this test only: the real one would not produce such titles from the demo model)."""
+    from test_server import ADMIN_PASSWORD
+
+    answer = {
+        "question": EVIL, "query": {"measures": ["sales.revenue"], "dimensions": ["sales.region"]},
+        "restatement": EVIL, "confidence": 0.5, "chart": "bar", "narrative": EVIL, "clarification": None,
+        "data": [{"sales.region": EVIL, "sales.revenue": 1.5}, {"sales.region": "Plain", "sales.revenue": 2}],
+        "columns": [
+            {"key": "sales.region", "kind": "dimension", "title": EVIL, "shortTitle": EVIL, "type": "string",
+             "format": None, "granularity": None},
+            {"key": "sales.revenue", "kind": "measure", "title": "Revenue", "shortTitle": "Revenue",
+             "type": "number", "format": None, "granularity": None},
+        ],
+        "alternatives": [{"query": {"measures": ["sales.revenue"]}, "restatement": EVIL},
+                         {"clarification": EVIL, "suggestions": ["sales.revenue"]}],
+        "titles": {"sales.revenue": EVIL, "sales.region": EVIL}, "comparison": None, "sql": EVIL,
+    }
+
+    def fulfil(route: Any) -> None:
+        if "ask(" in (route.request.post_data or ""):
+            body = json.dumps({"data": {"ask": answer}})
+            route.fulfill(status=200, content_type="application/json", body=body)
+        else:
+            route.continue_()
+
+    page, _ = sign_in(browser, server, "admin", ADMIN_PASSWORD)
+    page.route("**/graphql", fulfil)
+    page.goto(f"{server.url}/ask/")
+    ask(page, "anything")
+    assert page.locator("#ask-app img, #ask-app b, #ask-app script").count() == 0
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("#ask-restatement").inner_text() == EVIL
+    assert page.locator("#ask-narrative").inner_text() == EVIL
+    assert table(page)[0][0] == EVIL and headers(page)[0] == EVIL
+    assert EVIL in page.locator("#ask-chips").inner_text()
+    assert EVIL in page.locator("#ask-suggestions").inner_text()
+    ticks = page.locator("#ask-chart .xtick text").all_text_contents()
+    assert EVIL in ticks, ticks  # plotly draws the value literally, no bold, no link
+    page.close()

@@ -401,11 +401,18 @@
     return "table";
   }
 
+  /* plotly reads a few HTML tags in its labels (<a href>, <b>, <br>): data must show as typed. */
+  function plotText(value) {
+    return String(value).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+  }
+
+  function plotTitle(column) { return plotText(columnTitle(column)); }
+
   function axisValues(rows, column) {
     return rows.map(function (r) {
       var v = r[column.key];
       if (column.type === "time") return v === null || v === undefined ? null : String(v).replace(/\.\d+$/, "");
-      return v === null || v === undefined ? "(none)" : formatValue(v, column);
+      return v === null || v === undefined ? "(none)" : plotText(formatValue(v, column));
     });
   }
 
@@ -416,7 +423,7 @@
   function seriesBy(rows, x, series, measure, kind) {
     var groups = {}, order = [];
     rows.forEach(function (r) {
-      var key = r[series.key] === null || r[series.key] === undefined ? "(none)" : formatValue(r[series.key], series);
+      var key = r[series.key] === null || r[series.key] === undefined ? "(none)" : plotText(formatValue(r[series.key], series));
       if (!groups[key]) { groups[key] = []; order.push(key); }
       groups[key].push(r);
     });
@@ -431,7 +438,7 @@
     var measures = columns.filter(function (c) { return c.kind === "measure"; });
     var dims = columns.filter(function (c) { return c.kind !== "measure"; });
     var first = measures[0];
-    var yTitle = measures.length === 1 ? columnTitle(first) : "";
+    var yTitle = measures.length === 1 ? plotTitle(first) : "";
     var layout = {
       margin: { t: 50, r: 20, b: 60, l: 70 }, font: { size: 13 }, legend: { orientation: "h", x: 0, y: 1.15 },
       yaxis: { title: { text: yTitle }, tickformat: first.format === "percent" ? ".0%" : null, automargin: true },
@@ -442,7 +449,7 @@
         data: measures.slice(0, 4).map(function (m, i) {
           var n = measures.length > 1 ? Math.min(measures.length, 4) : 1;
           var trace = {
-            type: "indicator", mode: "number", value: Number(rows[0][m.key]), title: { text: columnTitle(m) },
+            type: "indicator", mode: "number", value: Number(rows[0][m.key]), title: { text: plotTitle(m) },
             number: { valueformat: m.format === "percent" ? ".1%" : ",.2~f" },
             domain: { x: [i / n, (i + 1) / n], y: [0, 1] },
           };
@@ -469,10 +476,10 @@
     var data;
     if (other) {
       data = seriesBy(rows, x, other, first, plotType);
-      layout.yaxis.title.text = columnTitle(first);
+      layout.yaxis.title.text = plotTitle(first);
     } else {
       data = measures.map(function (m) {
-        var trace = { name: columnTitle(m), x: axisValues(rows, x), y: measureValues(rows, m), type: plotType };
+        var trace = { name: plotTitle(m), x: axisValues(rows, x), y: measureValues(rows, m), type: plotType };
         if (plotType === "scatter") trace.mode = "lines+markers";
         return trace;
       });
@@ -482,14 +489,14 @@
       var back = separate.shift, original = axisValues(separate.data, x);
       var forward = back && (back.months !== undefined ? { months: -back.months } : { days: -back.days });
       data.push({
-        name: columnTitle(first) + " (" + separate.label + ")", type: "scatter", mode: "lines+markers",
+        name: plotTitle(first) + " (" + plotText(separate.label) + ")", type: "scatter", mode: "lines+markers",
         x: forward ? original.map(function (v) { return v && shiftDay(v.slice(0, 10), forward) + v.slice(10); }) : original,
         y: measureValues(separate.data, first), line: { dash: "dash" },
-        customdata: separate.data.map(function (r) { return formatValue(r[x.key], x); }),
+        customdata: separate.data.map(function (r) { return plotText(formatValue(r[x.key], x)); }),
         hovertemplate: "%{customdata}: %{y:,.2f}<extra></extra>",
       });
     }
-    layout.xaxis.title = { text: columnTitle(x) };
+    layout.xaxis.title = { text: plotTitle(x) };
     layout.xaxis.type = x.type === "time" ? "date" : "category";
     layout.barmode = "group";
     layout.showlegend = data.length > 1;
@@ -590,7 +597,7 @@
 
   // --- interpretation: restatement, confidence, chips ---------------------------------------
 
-  function renderInterpretation(restatement) {
+  function renderInterpretation(restatement, keepChips) {
     el("ask-restatement").textContent = restatement;
     var badge = el("ask-confidence");
     if (state.edited) {
@@ -603,7 +610,12 @@
       badge.textContent = "confidence " + Math.round(c * 100) + "%";
       badge.title = c >= 0.8 ? "A confident reading." : "Not sure: check the interpretation and the suggestions.";
     }
-    renderChips();
+    if (!keepChips) { renderChips(); return; }
+    var compared = el("ask-chips").querySelector(".ask-chip-compared-with .ask-chip-label");
+    if (compared && state.comparison) {
+      var other = comparisonQuery(state.query, state.comparison.shift);
+      compared.textContent = other ? other.label : "(needs a date range)";
+    }
   }
 
   function chip(kind, label, controls, onRemove, removeLabel) {
@@ -620,11 +632,14 @@
     return node("li", { className: "ask-chip ask-chip-" + kind.toLowerCase().replace(/\W+/g, "-") }, children);
   }
 
-  function edit(change) {
+  /* Apply a change and run it. `inPlace`: the control that changed already shows the new value, so
+   * the chips are not rebuilt (rebuilding would reset e.g. a date being typed). */
+  function edit(change, inPlace) {
     change(state.query);
+    var before = state.query.order.length;
     pruneOrder(state.query);
     state.edited = true;
-    runEdited();
+    runEdited(null, inPlace && before === state.query.order.length);
   }
 
   function granularitiesOf(dimension) {
@@ -633,12 +648,14 @@
     return offered.filter(function (g) { return ["second", "minute"].indexOf(g) < 0; });
   }
 
+  function plausible(day) { return !day || Number(day.slice(0, 4)) >= 1900; }
+
   function isDate(s) { return typeof s === "string" && /^\d{4}-\d{2}-\d{2}/.test(s); }
 
   function timeChip(td, index) {
     var title = titleOf(td.dimension);
     var select = node("select", { className: "form-control input-sm", "aria-label": "Granularity of " + title,
-      onchange: function () { var g = select.value; edit(function (q) { q.timeDimensions[index].granularity = g || null; }); },
+      onchange: function () { var g = select.value; edit(function (q) { q.timeDimensions[index].granularity = g || null; }, true); },
     }, [node("option", { value: "", text: "no breakdown" })].concat(granularitiesOf(td.dimension).map(function (g) {
       return node("option", { value: g, text: "by " + g, selected: g === td.granularity });
     })));
@@ -653,7 +670,7 @@
         value: range[0], "aria-label": "Date range of " + title + " (e.g. last 3 months)",
         onchange: function () {
           var v = relative.value.trim();
-          edit(function (q) { q.timeDimensions[index].dateRange = v ? v : null; });
+          edit(function (q) { q.timeDimensions[index].dateRange = v ? v : null; }, true);
         },
       });
       controls.push(relative);
@@ -663,10 +680,11 @@
       var to = node("input", { type: "date", className: "form-control input-sm",
         value: range && range.length > 1 && isDate(range[1]) ? range[1].slice(0, 10) : null, "aria-label": title + " to" });
       var onRange = function () {
+        if (!plausible(from.value) || !plausible(to.value)) return;  // a year still being typed
         if (from.value && to.value) {
-          edit(function (q) { q.timeDimensions[index].dateRange = [from.value, to.value]; });
+          edit(function (q) { q.timeDimensions[index].dateRange = [from.value, to.value]; }, true);
         } else if (!from.value && !to.value) {
-          edit(function (q) { q.timeDimensions[index].dateRange = null; });
+          edit(function (q) { q.timeDimensions[index].dateRange = null; }, true);
         } else {
           setStatus("Set both dates of the range (or clear both for all time).");
         }
@@ -720,7 +738,7 @@
         list: type === "string" ? listId : null, placeholder: "value",
         onchange: function () {
           var parts = values.value.split(",").map(function (s) { return s.trim(); }).filter(Boolean);
-          edit(function (q) { q.filters[index].values = parts; });
+          edit(function (q) { q.filters[index].values = parts; }, true);
         },
       });
       controls.push(values);
@@ -737,21 +755,21 @@
     }
     return chip("Filter", title, controls, function () {
       edit(function (q) { q.filters.splice(index, 1); });
-    }, "filter " + restateFilter(f));
+    }, "filter " + title);
   }
 
   function sortChip(q) {
     var o = q.order[0];
     var title = titleOf(o.id);
     var dir = node("select", { className: "form-control input-sm", "aria-label": "Sort direction of " + title,
-      onchange: function () { var d = dir.value === "desc"; edit(function (x) { x.order[0].desc = d; }); },
+      onchange: function () { var d = dir.value === "desc"; edit(function (x) { x.order[0].desc = d; }, true); },
     }, [node("option", { value: "desc", text: "highest first", selected: o.desc }),
         node("option", { value: "asc", text: "lowest first", selected: !o.desc })]);
     var limit = node("input", { type: "number", min: "1", step: "1", className: "form-control input-sm ask-limit",
       value: q.limit ? String(q.limit) : "", placeholder: "all", "aria-label": "Number of rows",
       onchange: function () {
         var n = parseInt(limit.value, 10);
-        edit(function (x) { if (n > 0) x.limit = n; else delete x.limit; });
+        edit(function (x) { if (n > 0) x.limit = n; else delete x.limit; }, true);
       },
     });
     return chip("Sort", title, [dir, node("span", { className: "ask-chip-sep", text: "rows" }), limit], function () {
@@ -759,7 +777,27 @@
     }, "sorting by " + title);
   }
 
-  function renderChips() {
+  /* Chips are rebuilt after every edit: keep the keyboard where it was (the same control, else the
+   * chip that took the removed one's place, else the question box). */
+  function keepFocus(render) {
+    var list = el("ask-chips"), active = document.activeElement;
+    var inside = active && list.contains(active);
+    var label = inside ? active.getAttribute("aria-label") : null;
+    var position = inside ? Array.prototype.indexOf.call(list.children, active.closest("li")) : -1;
+    render();
+    if (!inside) return;
+    var same = label && Array.prototype.filter.call(list.querySelectorAll("[aria-label]"), function (e) {
+      return e.getAttribute("aria-label") === label;
+    })[0];
+    var chips = list.children;
+    var target = same || (chips.length ? chips[Math.min(position, chips.length - 1)].querySelector("button, select, input")
+      : null) || input;
+    target.focus();
+  }
+
+  function renderChips() { keepFocus(buildChips); }
+
+  function buildChips() {
     var list = el("ask-chips");
     clear(list);
     var q = state.query;
@@ -1006,11 +1044,11 @@
     }).then(function () { if (seq === state.seq) busy(false); });
   }
 
-  function runEdited(restatement) {
+  function runEdited(restatement, keepChips) {
     var seq = ++state.seq;
     var q = state.query;
     showError(null);
-    renderInterpretation(restatement || restate(q));
+    renderInterpretation(restatement || restate(q), keepChips);
     show(el("ask-clarification"), false);
     el("ask-suggestions-heading").textContent = "Other readings";
     if (isEmpty(q)) {
