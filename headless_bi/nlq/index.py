@@ -67,6 +67,7 @@ class Index:
     by_owner: dict[str, list[Entry]] = field(default_factory=dict)
     many_values: frozenset[int] = frozenset()  # keys of string dimensions with over MAX_VALUES values
     default_time: dict[str, str] = field(default_factory=dict)  # cube → its measures' time dimension
+    sources: dict[str, str] = field(default_factory=dict)  # cube → its FROM (role-playing cubes share one)
 
     def entity(self, cube: str) -> Entry | None:
         return next((e for e in self.entries if e.kind == "entity" and e.cube == cube), None)
@@ -203,7 +204,8 @@ def build_index(model: SemanticModel, execute: Execute | None = None) -> Index:
     for e in entries:
         by_owner[e.owner].append(e)
     return Index(entries, dict(exact), values, phrases, vectors, list(values), _joins(model, entries),
-                 dict(by_owner), many, _default_times(model))  # fmt: skip
+                 dict(by_owner), many, _default_times(model),
+                 {name: cube.source.sql() for name, cube in model.cubes.items()})  # fmt: skip
 
 
 def _default_times(model: SemanticModel) -> dict[str, str]:

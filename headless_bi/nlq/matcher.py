@@ -347,7 +347,8 @@ def _roles(
             continue
         if "measure" in kinds or "entity" in kinds:
             if (
-                counted
+                listed
+                or counted
                 or not clear_measure
                 or kinds == {"measure"}
                 or ("measure" in kinds and "dimension" not in kinds)
@@ -550,10 +551,25 @@ def _near_anchor(
         if c.role in ("measure", "measure_filter"):
             out.append((best, score))
             continue
-        close = [(e, s) for e, s in cands if not e.is_view and s >= score - 0.03]
+        close = [(e, s) for e, s in cands if not e.is_view and s >= score - 0.015]
+        close += [(e, score) for e in _role_playing(index, best, reach) if all(e is not x for x, _ in close)]
         ranked = sorted(close, key=lambda x: (reach.index(x[0].cube) if x[0].cube in reach else 99, -x[1]))
         out.append(ranked[0] if ranked else (best, score))
     return out
+
+
+def _role_playing(index: Index, chosen: Entry, reach: list[str]) -> list[Entry]:
+    """The same member on another cube over the same table that the measure's cube does reach:
+    'suppliers per nation' is the suppliers' nation (supplier_nation), not the customers'."""
+    if chosen.cube in reach or chosen.target is None:
+        return []
+    table = index.sources.get(chosen.cube)
+    name = chosen.target.name
+    return [
+        e for e in index.entries
+        if not e.is_view and e.cube in reach and e.target is not None and e.target.name == name
+        and e.kind == chosen.kind and table is not None and index.sources.get(e.cube) == table
+    ]  # fmt: skip
 
 
 # --- the query -------------------------------------------------------------------------------
@@ -622,6 +638,16 @@ def _build(
     alternatives = _alternatives(model, index, concepts, picks, spec, rank, sort_at)
     if alternatives:
         confidence = min(confidence, 0.6)
+    unknown = [w for w in unmatched if len(w) >= 3 and not w.isdigit()]
+    if unknown:
+        # a word the model has no name for may be the point of the question ("profit by supplier"):
+        # show the reading, but never as a sure answer
+        confidence = min(confidence, 0.55)
+        alternatives.append({
+            "clarification": f"I found nothing in the model for: {', '.join(unknown)}. "
+            "The answer leaves them out; rephrase with one of the suggested members if they matter.",
+            "suggestions": [e.path for e in suggest(index, ' '.join(unknown))[:5]],
+        })  # fmt: skip
     if time_missing:
         names = ", ".join(titles.get(m, m) for m in query.get("measures", []))
         confidence = min(confidence, 0.3)

@@ -113,13 +113,15 @@ def _comparison(text: str, spec: TimeSpec, free: Callable, take: Callable) -> No
         r"\b(?:(?:vs\.?|versus|compared? (?:to|with)|against)\s+(?:the\s+)?(?:same\s+(?:period|time)\s+)?"
         r"(?:(?:last|previous|prior|a)\s+(?P<what>year|period|month|quarter|week)"
         r"|(?P<what2>year|period|month|quarter|week)\s+(?:before|earlier|prior))"
+        r"|(?P<ago>(?:vs\.?\s+|versus\s+|compared?\s+(?:to|with)\s+)?(?:the\s+)?same\s+(?:month|quarter|week|period|day)s?"
+        r"\s+(?:a|one|last|the\s+previous)\s+year(?:\s+ago)?)"
         r"|(?P<yoy>year[- ]over[- ]year|yoy|y/y)|(?P<mom>month[- ]over[- ]month|mom))\b"
     )
     for m in re.finditer(pattern, text):
         if free(m) and spec.compare_unit is None:
             take(m)
             unit = m.group("what") or m.group("what2")
-            spec.compare_unit = unit or ("year" if m.group("yoy") else "month")
+            spec.compare_unit = unit or ("year" if m.group("yoy") or m.group("ago") else "month")
             spec.compare_label = {"period": "the previous period"}.get(
                 spec.compare_unit, f"the previous {spec.compare_unit}"
             )
@@ -311,6 +313,18 @@ def _named_day(m: re.Match[str], today: date) -> Period:
 _ISO = r"(?P<d>\d{4}-\d{2}-\d{2})"
 _POINTS = [
     (_ISO, _iso_day),
+    (
+        _MONTH.format(n="m") + r"\s+(?P<d>[0-3]?\d)(?:st|nd|rd|th)?(?:,?\s+" + _YEAR.format(n="y") + r")?",
+        _named_date,
+    ),
+    (
+        r"(?P<d>[0-3]?\d)(?:st|nd|rd|th)?\s+(?:of\s+)?"
+        + _MONTH.format(n="m")
+        + r"(?:,?\s+"
+        + _YEAR.format(n="y")
+        + r")?",
+        _named_date,
+    ),
     (_MONTH.format(n="m") + r"\s+(?:of\s+)?" + _YEAR.format(n="y"), _month_year),
     (r"q(?P<q>[1-4])\s*" + _YEAR.format(n="y"), lambda m, t: _quarter(_Q(m), t)),
     (_YEAR.format(n="y"), _year),
@@ -328,7 +342,10 @@ class _Q:
         return {"q": self.m.group("q"), "y": self.m.group("y"), "ord": None}.get(name)
 
 
-_POINT = r"(?:\d{4}-\d{2}-\d{2}|[a-z]+\.?\s+(?:of\s+)?\d{4}|q[1-4]\s*\d{4}|\d{4}|[a-z]+)"
+_POINT = (
+    r"(?:\d{4}-\d{2}-\d{2}|[a-z]+\.?\s+[0-3]?\d(?:st|nd|rd|th)?(?:,?\s+\d{4})?"
+    r"|[0-3]?\d(?:st|nd|rd|th)?\s+[a-z]+(?:,?\s+\d{4})?|[a-z]+\.?\s+(?:of\s+)?\d{4}|q[1-4]\s*\d{4}|\d{4}|[a-z]+)"
+)
 _RULES = [
     (rf"\b(?:between|from)\s+(?P<a>{_POINT})\s+(?:and|to|until|till|through|-)\s+"
      rf"(?P<b>{_POINT})\b", _between),
