@@ -86,6 +86,7 @@ def test_ask_page_renders_for_each_role(app: Flask, username: str) -> None:
     assert re.search(r'<script src="/ask/assets/plotly\.min\.js"', page)
     assert re.search(r'<script src="/ask/assets/ask\.js\?v=\d+"', page)
     assert 'href="/ask/"' in page  # the menu item
+    assert "Ask a question</a>" in client.get("/").get_data(as_text=True)
     assert "cdn" not in page.lower()
 
 
@@ -93,7 +94,8 @@ def test_roles_without_the_permission_are_refused(app: Flask) -> None:
     client = signed_in(app, "otto")
     response = client.get("/ask/")
     assert response.status_code in (302, 403) and "ask-question" not in response.get_data(as_text=True)
-    assert 'href="/ask/"' not in client.get("/").get_data(as_text=True)
+    home = client.get("/").get_data(as_text=True)
+    assert 'href="/ask/"' not in home and "Ask a question" not in home
 
 
 def test_analyst_and_viewer_roles_get_ask(app: Flask) -> None:

@@ -440,7 +440,7 @@
     var first = measures[0];
     var yTitle = measures.length === 1 ? plotTitle(first) : "";
     var layout = {
-      margin: { t: 50, r: 20, b: 60, l: 70 }, font: { size: 13 }, legend: { orientation: "h", x: 0, y: 1.15 },
+      margin: { t: 50, r: 20, b: 60, l: 70 }, font: { size: 13 }, legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" },
       yaxis: { title: { text: yTitle }, tickformat: first.format === "percent" ? ".0%" : null, automargin: true },
       xaxis: { automargin: true },
     };
@@ -600,6 +600,7 @@
   function renderInterpretation(restatement, keepChips) {
     el("ask-restatement").textContent = restatement;
     var badge = el("ask-confidence");
+    show(badge.parentNode, !!state.query);  // nothing understood: the question back says it all
     if (state.edited) {
       badge.className = "label label-default";
       badge.textContent = "edited";
