@@ -330,9 +330,11 @@ def _roles(
                 listing = "entity" in kinds and role == "dimension"
                 concepts.append(Concept(role, dims, c.phrase, c.start, c.end, listing=listing))
                 continue
-        listed = words[c.start - 1 : c.start] in (["and"], ["&"], ["plus"]) or words[c.end : c.end + 1] in (
-            ["and"],
-            ["&"],
+        # "orders and revenue", "orders, customers and revenue": one of several measures; but in
+        # "by channel and region" the list is of breakdowns
+        after_measure = bool(concepts) and concepts[-1].role in ("measure", "measure_filter")
+        listed = (words[c.start - 1 : c.start] in (["and"], ["&"], ["plus"], [","]) and after_measure) or (
+            words[c.end : c.end + 1] in (["and"], ["&"], [","]) and not set(before) & BREAKDOWN
         )
         qualifies = words[c.start - 1 : c.start] in (["from"], ["for"], ["among"], ["of"]) and any(
             x.role in ("measure", "measure_filter") for x in concepts
