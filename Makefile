@@ -36,3 +36,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/run_tpch.py
 	$(BIN)/python bench/semantic_bench.py
 	$(BIN)/python bench/graphql_bench.py
+	$(BIN)/python bench/nlq_bench.py
