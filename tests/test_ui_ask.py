@@ -171,7 +171,7 @@ def load(server: Server, query: dict[str, Any]) -> list[dict[str, Any]]:
 
 def sign_in(browser: Any, server: Server, username: str, password: str) -> tuple[Any, list[str]]:
     """A new page signed in through the login form; also collects requests that leave the server."""
-    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page = browser.new_page(viewport={"width": 1280, "height": 1000}, locale="en-US")  # 1,234.56
     offsite: list[str] = []
     page.on("request", lambda r: offsite.append(r.url) if not r.url.startswith(server.url) else None)
     page.goto(server.url + "/login/")

@@ -692,7 +692,10 @@
       };
       from.addEventListener("change", onRange);
       to.addEventListener("change", onRange);
-      controls.push(from, node("span", { className: "ask-chip-sep", text: "to" }), to);
+      var allTime = node("span", { className: "ask-chip-sep", text: "(all time)", hidden: !!range });
+      from.addEventListener("change", function () { allTime.hidden = !!(from.value || to.value); });
+      to.addEventListener("change", function () { allTime.hidden = !!(from.value || to.value); });
+      controls.push(from, node("span", { className: "ask-chip-sep", text: "to" }), to, allTime);
     }
     return chip("Time", title, controls, function () {
       edit(function (q) { q.timeDimensions.splice(index, 1); });
