@@ -413,11 +413,6 @@ def test_viewer_sees_no_hidden_members_and_only_their_region(browser: Any, serve
     page.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="demo model: the cubes under the sales view (order_items, regions, ...) have no access_policy, "
-    "so `ask` answers margins and every region from the cubes; the view's rules do not cover them",
-)
 def test_viewer_asking_for_margins_gets_none(browser: Any, server: Server) -> None:
     page, _ = sign_in(browser, server, "vic", PASSWORD)
     page.goto(f"{server.url}/ask/?today={TODAY}")
