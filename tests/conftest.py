@@ -7,7 +7,9 @@ Locally a missing resource skips its tests with a message saying what to provide
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,3 +47,23 @@ def pg_dsn() -> str:
     except psycopg.Error as exc:
         _missing(f"PostgreSQL not reachable at '{PG_DSN}': {exc}")
     return PG_DSN
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's package; Playwright never downloads a browser here
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium driven by Playwright, for the UI's browser tests."""
+    if not Path(CHROMIUM).is_file():
+        _missing(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield chromium
+        chromium.close()

@@ -19,24 +19,7 @@ import pytest
 from conftest import _missing
 from test_server import ADMIN_PASSWORD, TPCH_MODELS, Server, tpch_duckdb
 
-CHROMIUM = "/usr/bin/chromium"
 QUERY = "{ cube(orderBy: {orders: {orderstatus: asc}}) { orders { orderstatus count } } }"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).is_file():
-        _missing(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")

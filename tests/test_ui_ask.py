@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import _missing
 from flask import Flask
 from flask.testing import FlaskClient
 from test_fab_ui import CSRF, PASSWORD
@@ -29,7 +28,6 @@ from headless_bi.runtime import Settings
 from headless_bi.security.store import IdentityStore
 
 DEMO_MODELS = Path(__file__).resolve().parents[1] / "semantic_models" / "demo"
-CHROMIUM = "/usr/bin/chromium"
 TODAY = "2026-12-04"  # the demo data runs from 2023-12 to 2026-11
 ANSWER_TIMEOUT_MS = 90_000  # the first question loads the sentence-embedding model
 
@@ -120,22 +118,6 @@ def test_assets_are_served_locally(app: Flask) -> None:
 
 
 # --- a real browser against the service -----------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).is_file():
-        _missing(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")

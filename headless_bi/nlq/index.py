@@ -129,6 +129,9 @@ def _values(
         for value in probed[e.key] or []:
             for phrase in _value_phrases(value):
                 out[phrase].append(ValueEntry(e, value))
+        for code, meaning in legend(e.description):
+            if code in (probed[e.key] or ()):
+                out[norm(meaning)].append(ValueEntry(e, code))  # "open orders": status 'O'
     many = {k for k, v in probed.items() if v is None}
     return dict(out), frozenset(k for k in many if not _unique(entries, k, execute))
 
@@ -156,6 +159,18 @@ def _unique(entries: list[Entry], key: int, execute: Execute) -> bool:
     except Exception:
         return False
     return not rows
+
+
+_LEGEND = re.compile(
+    r"(?:^|[\s(,;:])(?P<code>[A-Za-z0-9][\w-]{0,15})\s*=\s*(?P<meaning>[A-Za-z][a-z ]{1,30}?)"
+    r"(?=\s*(?:[,;.)(]|$|\s+[A-Za-z0-9][\w-]{0,15}\s*=))"
+)
+
+
+def legend(description: str) -> list[tuple[str, str]]:
+    """Codes a description explains ('O = open, F = fulfilled'): people ask by the meaning."""
+    found = [(m.group("code"), m.group("meaning").strip()) for m in _LEGEND.finditer(description or "")]
+    return [(code, meaning) for code, meaning in found if meaning.lower() not in ("none", "other", "unknown")]
 
 
 def _value_phrases(value: str) -> list[str]:

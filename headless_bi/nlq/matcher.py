@@ -50,8 +50,14 @@ OPERATORS = {
 SORT = re.compile(r"\b(?:sorted|ordered|ranked|sort|rank)\s+(?:them\s+)?by\b|\bin order of\b")
 ASCENDING = re.compile(r"\b(ascending|asc|lowest first|smallest first|increasing)\b")
 SHARE = re.compile(
-    r"\b(share of total|share of|percentage of|percent of|proportion of|% of|split of|mix of)\b"
+    r"(?:\bshare of total|\bshare of|\bpercentage of|\bpercent of|\bproportion of|%\s*of|\bsplit of"
+    r"|\bmix of)\b"
 )
+ALPHABETICAL = re.compile(
+    r"\b(?:sorted |ordered |listed )?(?:alphabetically|in alphabetical order|a to z|a-z)\b"
+)
+# Verbs that read like a status value: "orders were placed on 1 Jan" is not status = placed.
+CREATION_VERBS = {"placed", "made", "created", "submitted", "received"}
 COUNT = re.compile(r"\b(how many|number of|count of|# of|count)\b")
 BREAKDOWN = {"by", "per", "each", "every", "across", "which", "what"}
 NEGATION = {"not", "excluding", "except", "without", "exclude", "non", "no"}
@@ -99,7 +105,7 @@ def interpret(question: str, model: SemanticModel, index: Index, *, today: date)
     lowered = question.lower()
     toks = tokens(question)
     used = [False] * len(toks)  # consumed by time expressions or cue phrases
-    spec = parse_time(lowered, today)
+    spec = parse_time(COMPARATOR.sub(lambda m: " " * len(m.group(0)), lowered), today)
     for a, b in spec.spans:
         _consume(toks, used, a, b)
     comparators = _comparators(lowered, toks, used)
@@ -113,7 +119,7 @@ def interpret(question: str, model: SemanticModel, index: Index, *, today: date)
     grams = _grams(toks, used, index)
     chosen = select(lookup(index, grams))
     concepts = _merge_values(_roles(chosen, toks, count_cues, comparators, index, lowered), toks)
-    concepts = _qualifiers(concepts, index)
+    concepts = [c for c in _qualifiers(concepts, index) if c.cands]
     content = [
         i for i, (t, _, _) in enumerate(toks) if not used[i] and t not in STOPWORDS and not t.isdigit()
     ]
@@ -192,7 +198,7 @@ def _singular_noun(text: str) -> bool:
 
 def _comparators(
     lowered: str, toks: list[tuple[str, int, int]], used: list[bool]
-) -> list[tuple[str, float, int]]:
+) -> list[tuple[str, float, int, bool]]:
     """(operator, number, token index of the number) for 'over 1000', 'more than 5', '> 2k'."""
     out = []
     for m in COMPARATOR.finditer(lowered):
@@ -203,11 +209,16 @@ def _comparators(
         if m.group("pct"):
             value /= 100  # percent members hold fractions (0.2 = 20%)
         _consume(toks, used, m.start(), m.end())
-        out.append((OPERATORS[m.group("op")], value, _tok_at(toks, m.start("num"))))
+        out.append((OPERATORS[m.group("op")], value, _tok_at(toks, m.start("num")), bool(m.group("pct"))))
     return out
 
 
 def _sort(lowered: str, toks: list[tuple[str, int, int]], used: list[bool]) -> tuple[int, bool] | None:
+    """(token index of what is sorted by, descending); index -1: the first breakdown (alphabetical)."""
+    alpha = ALPHABETICAL.search(lowered)
+    if alpha:
+        _consume(toks, used, alpha.start(), alpha.end())
+        return -1, False
     m = SORT.search(lowered)
     if not m:
         return None
@@ -272,25 +283,27 @@ def _roles(
     chosen: list[Candidate],
     toks: list[tuple[str, int, int]],
     count_cues: list[int],
-    comparators: list[tuple[str, float, int]],
+    comparators: list[tuple[str, float, int, bool]],
     index: Index,
     lowered: str,
 ) -> list[Concept]:
     words = [t for t, _, _ in toks]
     question_words = {word(w) for w in words}
     concepts: list[Concept] = []
-    filtered: dict[int, tuple[str, float]] = {}
-    for op, number, at in comparators:
+    filtered: dict[int, tuple[str, float, bool]] = {}
+    for op, number, at, pct in comparators:
         after = next((c for c in chosen if at < c.start <= at + 3 and c.entries), None)
         before = next((c for c in reversed(chosen) if at - 5 <= c.end - 1 < at and c.entries), None)
         target = after or before
         if target is not None:
-            filtered[id(target)] = (op, number)
+            filtered[id(target)] = (op, number, pct)
     clear_measure = any(_kinds(c) == {"measure"} for c in chosen if not c.values or c.entries) or bool(
         filtered
     )
     for c in chosen:
         before = words[max(0, c.start - 3) : c.start]
+        if c.values and c.phrase in CREATION_VERBS and before[-1:] in (["were"], ["was"], ["been"], ["are"]):
+            continue
         if c.values and (not c.entries or c.how == "value"):
             negate = any(w in NEGATION for w in before[-2:])
             cands = []
@@ -305,10 +318,14 @@ def _roles(
             continue
         kinds = _kinds(c)
         if id(c) in filtered:
-            op, number = filtered[id(c)]
+            op, number, pct = filtered[id(c)]
             if "measure" in kinds or "entity" in kinds:
-                concepts.append(Concept("measure_filter", _as_measure(c, index), c.phrase, c.start, c.end,
-                                        operator=op, number=number))  # fmt: skip
+                cands = _as_measure(c, index)
+                if pct:  # "under 20%": the rate, not the count it is built from
+                    cands = sorted(((e, s + (0.03 if _format(e) == "percent" else 0)) for e, s in cands),
+                                   key=lambda x: -x[1])  # fmt: skip
+                concepts.append(Concept("measure_filter", cands, c.phrase, c.start, c.end, operator=op,
+                                        number=number, percent=pct))  # fmt: skip
                 continue
             dims = [(e, c.score) for e in c.entries if e.kind == "dimension" and e.type == "number"]
             if dims:
@@ -333,8 +350,12 @@ def _roles(
         # "orders and revenue", "orders, customers and revenue": one of several measures; but in
         # "by channel and region" the list is of breakdowns
         after_measure = bool(concepts) and concepts[-1].role in ("measure", "measure_filter")
+        following = next((x for x in chosen if x.start == c.end + 1), None)
         listed = (words[c.start - 1 : c.start] in (["and"], ["&"], ["plus"], [","]) and after_measure) or (
-            words[c.end : c.end + 1] in (["and"], ["&"], [","]) and not set(before) & BREAKDOWN
+            words[c.end : c.end + 1] in (["and"], ["&"], [","])
+            and not set(before) & BREAKDOWN
+            and following is not None
+            and "measure" in _kinds(following)
         )
         qualifies = words[c.start - 1 : c.start] in (["from"], ["for"], ["among"], ["of"]) and any(
             x.role in ("measure", "measure_filter") for x in concepts
@@ -414,6 +435,10 @@ def _ranked_noun(words: list[str], start: int) -> bool:
 
 def _title_words(e: Entry) -> set[str]:
     return {w for p in e.phrases for w in p.split()}
+
+
+def _format(e: Entry) -> str | None:
+    return getattr(e.target, "format", None)
 
 
 def _kinds(c: Candidate) -> set[str]:
@@ -745,7 +770,11 @@ def _query(
     order_member = None
     if sort_at is not None:
         at, desc = sort_at
-        hit = next((e for c, e in zip(concepts, picks, strict=True) if c.start >= at), None)
+        pairs = list(zip(concepts, picks, strict=True))
+        if at < 0:
+            hit = next((e for c, e in pairs if c.role == "dimension"), None)
+        else:
+            hit = next((e for c, e in pairs if c.start >= at), None)
         if hit is not None and (hit.path in measures or hit.path in dimensions):
             query["order"] = {hit.path: "desc" if desc else "asc"}
             order_member = hit.path
