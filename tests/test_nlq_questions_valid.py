@@ -1,10 +1,11 @@
-"""The natural-language question set (tests/nlq_questions/*.yaml) is well formed and its queries run.
+"""The natural-language question sets (tests/nlq_questions/*.yaml and holdout/*.yaml) are well formed and run.
 
 Each file holds questions over one model with the Cube query a careful analyst would write for them (or
 `clarify`). Here we check the set itself, not any matcher: ids, tags and the question mix; that every
 expected query and every comparison query compiles and returns rows on its warehouse (the demo warehouse
 is generated, TPC-H and the jaffle shop are loaded from the shared data); and that every value an
-`equals` filter names exists in the data.
+`equals` filter names exists in the data. The held-out set (tests/nlq_questions/holdout/, ids `hdemo-`,
+`htpch-`, `hjaffle-`) gets the same checks, except the mix minimums, which are the main set's.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from headless_bi.warehouse.files import load_files
 ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = ROOT / "tests" / "nlq_questions"
 FILES = {"demo": "demo", "tpch": "tpch", "jaffle_shop": "jaffle"}  # file stem -> id prefix
+HOLDOUT = {f"holdout/{stem}": f"h{prefix}" for stem, prefix in FILES.items()}  # the held-out set
+ALL_FILES = {**FILES, **HOLDOUT}
 QUERY_KEYS = {"measures", "dimensions", "timeDimensions", "filters", "segments", "order", "limit", "offset"}
 TAGS = {
     "time-relative", "time-absolute", "granularity", "value-filter", "measure-filter", "top-n", "bottom-n",
@@ -49,8 +52,8 @@ def load(stem: str) -> dict[str, Any]:
     return doc
 
 
-def all_questions() -> list[tuple[str, dict[str, Any]]]:
-    return [(stem, q) for stem in FILES for q in load(stem)["questions"]]
+def all_questions(files: dict[str, str] = FILES) -> list[tuple[str, dict[str, Any]]]:
+    return [(stem, q) for stem in files for q in load(stem)["questions"]]
 
 
 def with_query(stem: str) -> list[dict[str, Any]]:
@@ -71,27 +74,30 @@ def today(stem: str) -> datetime:
 
 
 def test_headers() -> None:
-    for stem in FILES:
+    for stem in ALL_FILES:
         doc = load(stem)
         assert (ROOT / doc["models"]).is_dir(), stem
-        assert doc["models"] == f"semantic_models/{stem}"
+        assert doc["models"] == f"semantic_models/{Path(stem).name}"
         today(stem)
 
 
 def test_ids_unique_and_counts() -> None:
-    items = all_questions()
-    ids = [q["id"] for _, q in items]
+    ids = [q["id"] for _, q in all_questions(ALL_FILES)]
     duplicates = [i for i, n in Counter(ids).items() if n > 1]
     assert not duplicates, duplicates
-    for stem, q in items:
-        assert str(q["id"]).startswith(FILES[stem] + "-"), q["id"]
+    for stem, q in all_questions(ALL_FILES):
+        assert str(q["id"]).startswith(ALL_FILES[stem] + "-"), q["id"]
+    items = all_questions()
     assert len(items) >= 170
     assert sum(isinstance(q["expected"], dict) for _, q in items) >= 150
     assert sum(q["expected"] == "clarify" for _, q in items) >= 10
+    holdout = all_questions(HOLDOUT)
+    assert len(holdout) >= 90
+    assert sum(q["expected"] == "clarify" for _, q in holdout) >= 5
 
 
 def test_entries_well_formed() -> None:
-    for _, q in all_questions():
+    for _, q in all_questions(ALL_FILES):
         where = q["id"]
         assert set(q) <= {"id", "question", "expected", "tags", "compare", "share"}, where
         assert isinstance(q["question"], str) and q["question"].strip(), where
@@ -176,9 +182,9 @@ def equals_values(filters: list[dict[str, Any]]) -> list[tuple[str, Any]]:
     return found
 
 
-@pytest.mark.parametrize("stem", list(FILES))
+@pytest.mark.parametrize("stem", list(ALL_FILES))
 def test_expected_queries_run_and_return_rows(stem: str, warehouses: dict[str, Any]) -> None:
-    warehouse = warehouses["get"](stem)
+    warehouse = warehouses["get"](Path(load(stem)["models"]).name)  # the held-out set shares its model's
     model = load_models(ROOT / load(stem)["models"])
     now = today(stem)
     failures: list[str] = []
