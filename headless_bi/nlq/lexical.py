@@ -25,6 +25,8 @@ def _fuzzy(query: str, choices: list[str], cutoff: float) -> list[tuple[str, flo
     return [(choice, score * scale) for choice, score, _ in found]
 
 
+# Names many members share ('count' of every cube): a phrase on its own says nothing of which one.
+GENERIC = frozenset({"count", "number", "total", "sum", "amount", "value", "name", "id", "date", "type"})
 EMBED_THRESHOLD = 0.62
 MAX_EMBEDDED = 48  # n-grams embedded per question: bounds latency
 
@@ -60,6 +62,8 @@ def lookup(index: Index, grams: list[tuple[int, int, str]]) -> list[Candidate]:
         unexplained.append((start, end, phrase))
         if len(phrase) >= 5:
             for choice, score in _fuzzy(phrase, index.phrases, 86):
+                if choice in GENERIC:  # "named" is not a typo of "name"
+                    continue
                 found.append(Candidate(start, end, phrase, 0.9 * score, "fuzzy", list(index.exact[choice])))
             if len(phrase) >= 6:
                 for choice, score in _fuzzy(phrase, index.value_phrases, 90):

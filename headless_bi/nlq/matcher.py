@@ -15,7 +15,7 @@ from typing import Any
 
 from headless_bi.errors import HeadlessBIError
 from headless_bi.nlq.index import Entry, Index
-from headless_bi.nlq.lexical import Candidate, lookup
+from headless_bi.nlq.lexical import GENERIC, Candidate, lookup
 from headless_bi.nlq.restate import restate
 from headless_bi.nlq.text import STOPWORDS, humanize, norm, singular, tokens, word
 from headless_bi.nlq.timeparse import NUMBER_WORDS, TimeSpec, parse_time
@@ -28,7 +28,10 @@ RANK = re.compile(
     + _N
     + r"\b"
 )
-FIRST = re.compile(r"\b(?P<dir>most|largest|highest|biggest|least|lowest|smallest|fewest) first\b")
+FIRST = re.compile(
+    r"\b(?P<dir>most|largest|highest|biggest|least|lowest|smallest|fewest)"
+    r"(?: first| to (?:largest|highest|most|smallest|lowest|least))\b"
+)
 WHICH = re.compile(
     r"\b(?:which|what)\b(?P<what>[^?]*?)\b(?:ha[sd]|had|with|sold|made|got|generated|brought|is|was)?\s*"
     r"(?:the\s+)?(?P<dir>most|highest|largest|biggest|best|top|lowest|least|fewest|smallest|worst)\b"
@@ -58,11 +61,23 @@ ALPHABETICAL = re.compile(
 )
 # Verbs that read like a status value: "orders were placed on 1 Jan" is not status = placed.
 CREATION_VERBS = {"placed", "made", "created", "submitted", "received"}
+TIME_WORDS = {
+    "on",
+    "in",
+    "between",
+    "during",
+    "since",
+    "last",
+    "this",
+    "before",
+    "after",
+    "from",
+    "yesterday",
+    "today",
+}
 COUNT = re.compile(r"\b(how many|number of|count of|# of|count)\b")
 BREAKDOWN = {"by", "per", "each", "every", "across", "which", "what"}
 NEGATION = {"not", "excluding", "except", "without", "exclude", "non", "no"}
-# Names many members share ('count' of every cube): a phrase on its own says nothing of which one.
-GENERIC = frozenset({"count", "number", "total", "sum", "amount", "value", "name", "id", "date", "type"})
 DISTINCT = {"different", "distinct", "unique", "individual"}
 DESCENDING_WORDS = {"top", "best", "highest", "largest", "biggest", "leading", "most"}
 
@@ -81,6 +96,7 @@ class Concept:
     operator: str | None = None
     number: float | None = None
     listing: bool = False  # names a cube's rows ('top 5 customers'): grouped by its label (and key)
+    alternative: bool = False  # a value after "or": "AIR or REG AIR" is one filter, not a comparison
     percent: bool = False  # the number was written as a percentage ('under 20%')
 
 
@@ -242,7 +258,9 @@ def _grams(toks: list[tuple[str, int, int]], used: list[bool], index: Index) -> 
             if any(used[i : i + n]):
                 continue
             part = words[i : i + n]
-            phrase = " ".join(part)
+            if part[0] == "#" or part[-1] == "#":
+                continue
+            phrase = " ".join(w for w in part if w != "#")  # "Brand#23" is the value "brand 23"
             if (phrase in index.exact and phrase not in GENERIC) or phrase in index.values:
                 out.append((i, i + n, phrase))
                 continue
@@ -302,7 +320,14 @@ def _roles(
     )
     for c in chosen:
         before = words[max(0, c.start - 3) : c.start]
-        if c.values and c.phrase in CREATION_VERBS and before[-1:] in (["were"], ["was"], ["been"], ["are"]):
+        if (
+            c.values
+            and c.phrase in CREATION_VERBS
+            and (
+                before[-1:] in (["were"], ["was"], ["been"], ["are"])
+                or set(words[c.end : c.end + 1]) & TIME_WORDS
+            )
+        ):
             continue
         if c.values and (not c.entries or c.how == "value"):
             negate = any(w in NEGATION for w in before[-2:])
@@ -312,9 +337,9 @@ def _roles(
                 # "Germany" alone is the customer's nation, not the supplier's: unasked qualifiers cost
                 extra = set(norm(humanize(v.entry.cube)).split()) - question_words - set(c.phrase.split())
                 cands.append((v.entry, c.score + bonus - 0.02 * len(extra)))
-            concepts.append(
-                Concept("value", _dedupe(cands), c.phrase, c.start, c.end, c.values[0].value, negate)
-            )
+            value = Concept("value", _dedupe(cands), c.phrase, c.start, c.end, c.values[0].value, negate)
+            value.alternative = before[-1:] == ["or"]
+            concepts.append(value)
             continue
         kinds = _kinds(c)
         if id(c) in filtered:
@@ -337,7 +362,16 @@ def _roles(
                                     c.phrase, c.start, c.end))  # fmt: skip
             continue
         counted = any(0 < c.start - k <= 3 for k in count_cues) or bool(set(before[-2:]) & DISTINCT)
-        grouped = bool(set(before[-2:]) & BREAKDOWN) or _ranked_noun(words, c.start)
+        grouped = (
+            bool(set(before[-2:]) & BREAKDOWN)
+            or _ranked_noun(words, c.start)
+            or (
+                before[-1:] in (["and"], [","], ["&"])
+                and bool(concepts)
+                and concepts[-1].role in ("dimension", "time")
+            )
+            or before[-1:] in (["list"], ["rank"], ["compare"])
+        )
         if kinds == {"dimension"} or (
             ("dimension" in kinds or "entity" in kinds) and grouped and not counted
         ):
@@ -745,7 +779,12 @@ def _query(
             segments.append(e.path)
     for (path, negate), vals in values.items():
         filters.append({"member": path, "operator": "notEquals" if negate else "equals", "values": vals})
-        if len(vals) > 1 and not negate and path not in dimensions:
+        union = any(
+            c.role == "value" and c.alternative
+            for c, e in zip(concepts, picks, strict=True)
+            if e.path == path
+        )
+        if len(vals) > 1 and not negate and not union and path not in dimensions:
             dimensions.append(path)  # "Home & Kitchen vs Beauty": compared side by side
     query: dict[str, Any] = {}
     if measures:

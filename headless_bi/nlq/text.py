@@ -8,6 +8,8 @@ _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|%|&|#|>=|<=|>|<|,")
 STOPWORDS = frozenset(
     [
         ",",
+        "named",
+        "called",
         "a",
         "an",
         "the",
