@@ -60,6 +60,8 @@ ALPHABETICAL = re.compile(
     r"\b(?:sorted |ordered |listed )?(?:alphabetically|in alphabetical order|a to z|a-z)\b"
 )
 # Verbs that read like a status value: "orders were placed on 1 Jan" is not status = placed.
+QUALIFYING = {"from", "on", "for", "of", "in", "among", "excluding", "without", "except"}
+HAVE = re.compile(r"\b(?:which|what)\s+(?:\w+\s+){1,3}?(?:have|has|had)\b")
 CREATION_VERBS = {"placed", "made", "created", "submitted", "received"}
 TIME_WORDS = {
     "on",
@@ -394,6 +396,14 @@ def _roles(
         qualifies = words[c.start - 1 : c.start] in (["from"], ["for"], ["among"], ["of"]) and any(
             x.role in ("measure", "measure_filter") for x in concepts
         )
+        prep = words[c.start - 1] if c.start else ""
+        if prep in QUALIFYING and "measure" in kinds and any(x.role == "measure" for x in concepts):
+            # "revenue from completed orders", "net sales excluding cancelled orders": a segment
+            negate = prep in NEGATION or words[max(0, c.start - 2) : c.start - 1] == ["not"]
+            segment = _segment_for(index, c.phrase, negate)
+            if segment:
+                concepts.append(Concept("segment", segment, c.phrase, c.start, c.end))
+                continue
         if "entity" in kinds and (clear_measure or qualifies) and not counted and not listed:
             # "basket size for app orders", "customers' opt-in rate": the cube's name qualifies the
             # measure; "customers with more than 5 orders" lists the customers.
@@ -424,6 +434,17 @@ def _roles(
                 role = "time" if dims[0][0].type == "time" else "dimension"
                 concepts.append(Concept(role, dims, c.phrase, c.start, c.end))
     return concepts
+
+
+def _segment_for(index: Index, phrase: str, negate: bool) -> list[tuple[Entry, float]]:
+    """Segments named by a phrase's words less its cube's name: 'completed order' → completed;
+    negated, 'cancelled order' → not_cancelled."""
+    entity_words = {w for e in index.entries if e.kind == "entity" for p in e.phrases for w in p.split()}
+    core = " ".join(w for w in phrase.split() if w not in entity_words)
+    if not core:
+        return []
+    wanted = {f"not {core}", f"non {core}"} if negate else {core}
+    return [(e, 0.95) for e in index.entries if e.kind == "segment" and wanted & set(e.phrases)]
 
 
 def _merge_values(concepts: list[Concept], toks: list[tuple[str, int, int]]) -> list[Concept]:
@@ -688,6 +709,11 @@ def _build(
             question, index, unmatched, reason="the members found cannot be combined in one query"
         )
     score, picks, query = checked
+    if HAVE.search(question.lower()) and query.get("dimensions") and not query.get("filters"):
+        # "which customers have returned orders": those with at least one
+        first = next((e for c, e in zip(concepts, picks, strict=True) if c.role == "measure"), None)
+        if first is not None and first.type in ("count", "count_distinct", "count_distinct_approx"):
+            query["filters"] = [{"member": first.path, "operator": "gt", "values": [0]}]
     titles = {e.path: e.title for e in picks}
     mean = score / max(1, len(concepts))
     coverage = 1.0 - len(unmatched) / max(1, len(content))
