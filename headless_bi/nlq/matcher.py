@@ -137,7 +137,7 @@ def interpret(question: str, model: SemanticModel, index: Index, *, today: date)
     grams = _grams(toks, used, index)
     chosen = select(lookup(index, grams))
     concepts = _merge_values(_roles(chosen, toks, count_cues, comparators, index, lowered), toks)
-    concepts = [c for c in _qualifiers(concepts, index) if c.cands]
+    concepts = [c for c in _aggregated(_qualifiers(concepts, index), toks, index) if c.cands]
     content = [
         i for i, (t, _, _) in enumerate(toks) if not used[i] and t not in STOPWORDS and not t.isdigit()
     ]
@@ -348,9 +348,14 @@ def _roles(
             op, number, pct = filtered[id(c)]
             if "measure" in kinds or "entity" in kinds:
                 cands = _as_measure(c, index)
-                if pct:  # "under 20%": the rate, not the count it is built from
-                    cands = sorted(((e, s + (0.03 if _format(e) == "percent" else 0)) for e, s in cands),
-                                   key=lambda x: -x[1])  # fmt: skip
+                if pct:  # "under 20%": the rate, not the count or amount it is built from
+                    rates = [
+                        (e, c.score + 0.01) for e in index.entries
+                        if e.kind == "measure" and _format(e) == "percent"
+                        and any(p.startswith(c.phrase + " ") for p in e.phrases)
+                    ]  # fmt: skip
+                    boosted = [(e, s + (0.03 if _format(e) == "percent" else 0)) for e, s in cands + rates]
+                    cands = sorted(boosted, key=lambda x: -x[1])
                 concepts.append(Concept("measure_filter", cands, c.phrase, c.start, c.end, operator=op,
                                         number=number, percent=pct))  # fmt: skip
                 continue
@@ -434,6 +439,33 @@ def _roles(
                 role = "time" if dims[0][0].type == "time" else "dimension"
                 concepts.append(Concept(role, dims, c.phrase, c.start, c.end))
     return concepts
+
+
+AGGREGATE_WORDS = {"average": ("avg",), "avg": ("avg",), "mean": ("avg",), "total": ("sum",), "sum": ("sum",),
+                   "maximum": ("max",), "max": ("max",), "minimum": ("min",), "min": ("min",)}  # fmt: skip
+
+
+def _aggregated(concepts: list[Concept], toks: list[tuple[str, int, int]], index: Index) -> list[Concept]:
+    """'average promo rate' where the promo rate is a number dimension: the measure that averages the
+    same column ('average discount'), found by comparing their SQL, not their names."""
+    words = [t for t, _, _ in toks]
+    out: list[Concept] = []
+    for c in concepts:
+        agg = AGGREGATE_WORDS.get(words[c.start - 1]) if c.start and c.role == "dimension" else None
+        dim = c.cands[0][0].target if agg else None
+        if agg and isinstance(dim, Dimension) and dim.type == "number" and dim.expression is not None:
+            same = [
+                (e, c.cands[0][1] + 0.01) for e in index.entries
+                if e.kind == "measure" and e.type in agg and e.target is not None and e.cube == dim.cube
+                and getattr(e.target, "expression", None) is not None
+                and e.target.expression.sql() == dim.expression.sql()
+            ]  # fmt: skip
+            if same:
+                out = [x for x in out if not (x.end == c.start and x.role == "measure")]  # the bare "average"
+                out.append(Concept("measure", same, c.phrase, c.start - 1, c.end))
+                continue
+        out.append(c)
+    return out
 
 
 def _segment_for(index: Index, phrase: str, negate: bool) -> list[tuple[Entry, float]]:
@@ -719,7 +751,7 @@ def _build(
     coverage = 1.0 - len(unmatched) / max(1, len(content))
     confidence = max(0.05, min(0.97, mean * (0.45 + 0.55 * coverage)))
     if not query.get("measures"):
-        confidence *= 0.9
+        confidence = min(confidence * 0.9, 0.55)  # a list of values: maybe a measure was meant
     if rank is not None and not query.get("measures"):
         confidence = min(confidence, 0.4)
     alternatives = _alternatives(model, index, concepts, picks, spec, rank, sort_at)
