@@ -14,6 +14,7 @@ from rapidfuzz.distance import DamerauLevenshtein
 
 from headless_bi.nlq.embeddings import get_embedder
 from headless_bi.nlq.index import Entry, Index, ValueEntry
+from headless_bi.nlq.text import STOPWORDS
 
 
 def _fuzzy(query: str, choices: list[str], cutoff: float) -> list[tuple[str, float]]:
@@ -59,6 +60,8 @@ def lookup(index: Index, grams: list[tuple[int, int, str]]) -> list[Candidate]:
         if demonym is not None:  # "European nations", "German stores"
             found.append(Candidate(start, end, phrase, 0.95, "value", values=list(index.values[demonym])))
             continue
+        if any(w in STOPWORDS for w in phrase.split()):
+            continue  # guesses only for phrases of content words: "customer by nation" is two things
         unexplained.append((start, end, phrase))
         if len(phrase) >= 5:
             for choice, score in _fuzzy(phrase, index.phrases, 86):

@@ -60,6 +60,11 @@ ALPHABETICAL = re.compile(
     r"\b(?:sorted |ordered |listed )?(?:alphabetically|in alphabetical order|a to z|a-z)\b"
 )
 # Verbs that read like a status value: "orders were placed on 1 Jan" is not status = placed.
+AGGREGATE_WORDS = {
+    "average": ("avg",), "avg": ("avg",), "mean": ("avg",), "total": ("sum",), "sum": ("sum",),
+    "maximum": ("max",), "max": ("max",), "minimum": ("min",), "min": ("min",),
+}  # fmt: skip
+AMOUNT_WORDS = {"total", "value", "amount", "sum", "worth", "size", "average", "avg", "mean"}
 QUALIFYING = {"from", "on", "for", "of", "in", "among", "excluding", "without", "except"}
 HAVE = re.compile(r"\b(?:which|what)\s+(?:\w+\s+){1,3}?(?:have|has|had)\b")
 CREATION_VERBS = {"placed", "made", "created", "submitted", "received"}
@@ -441,10 +446,6 @@ def _roles(
     return concepts
 
 
-AGGREGATE_WORDS = {"average": ("avg",), "avg": ("avg",), "mean": ("avg",), "total": ("sum",), "sum": ("sum",),
-                   "maximum": ("max",), "max": ("max",), "minimum": ("min",), "min": ("min",)}  # fmt: skip
-
-
 def _aggregated(concepts: list[Concept], toks: list[tuple[str, int, int]], index: Index) -> list[Concept]:
     """'average promo rate' where the promo rate is a number dimension: the measure that averages the
     same column ('average discount'), found by comparing their SQL, not their names."""
@@ -522,6 +523,11 @@ def _ranked_noun(words: list[str], start: int) -> bool:
 
 def _title_words(e: Entry) -> set[str]:
     return {w for p in e.phrases for w in p.split()}
+
+
+def _names_entity(index: Index, cube: str, phrase: str) -> bool:
+    entity = index.entity(cube)
+    return entity is not None and phrase in entity.phrases
 
 
 def _format(e: Entry) -> str | None:
@@ -741,7 +747,8 @@ def _build(
             question, index, unmatched, reason="the members found cannot be combined in one query"
         )
     score, picks, query = checked
-    if HAVE.search(question.lower()) and query.get("dimensions") and not query.get("filters"):
+    lowered = question.lower()
+    if HAVE.search(lowered) and query.get("dimensions") and not query.get("filters"):
         # "which customers have returned orders": those with at least one
         first = next((e for c, e in zip(concepts, picks, strict=True) if c.role == "measure"), None)
         if first is not None and first.type in ("count", "count_distinct", "count_distinct_approx"):
@@ -766,6 +773,20 @@ def _build(
             "clarification": f"I found nothing in the model for: {', '.join(unknown)}. "
             "The answer leaves them out; rephrase with one of the suggested members if they matter.",
             "suggestions": [e.path for e in suggest(index, ' '.join(unknown))[:5]],
+        })  # fmt: skip
+    amount_words = {w for w, _, _ in toks} & AMOUNT_WORDS
+    counted_entity = [
+        e for c, e in zip(concepts, picks, strict=True)
+        if c.role == "measure" and e.type == "count" and _names_entity(index, e.cube, c.phrase)
+    ]  # fmt: skip
+    if counted_entity and amount_words and not COUNT.search(lowered):
+        # "total value of open orders": a count of orders is one reading, not the only one
+        confidence = min(confidence, 0.5)
+        rivals = [x for x in index.by_owner.get(counted_entity[0].owner, []) if x.kind == "measure"]
+        alternatives.append({
+            "clarification": f"Which {' or '.join(sorted(amount_words))} of {counted_entity[0].cube} "
+            "do you mean?",
+            "suggestions": [x.path for x in rivals[:6]],
         })  # fmt: skip
     if time_missing:
         names = ", ".join(titles.get(m, m) for m in query.get("measures", []))
