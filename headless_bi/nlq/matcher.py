@@ -276,6 +276,11 @@ def _grams(toks: list[tuple[str, int, int]], used: list[bool], index: Index) -> 
             if all(w in STOPWORDS for w in part) or (n == 1 and part[0].isdigit()):
                 continue
             out.append((i, i + n, phrase))
+    for i in range(len(toks) - 3):  # "completed vs returned orders": completed orders, returned orders
+        if words[i + 1] in ("vs", "versus", "and", "or") and not used[i]:
+            shared = f"{words[i]} {words[i + 3]}"
+            if shared in index.exact and f"{words[i + 2]} {words[i + 3]}" in index.exact:
+                out.append((i, i + 1, shared))
     return out
 
 

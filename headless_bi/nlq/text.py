@@ -8,6 +8,10 @@ _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|%|&|#|>=|<=|>|<|,")
 STOPWORDS = frozenset(
     [
         ",",
+        "different",
+        "distinct",
+        "unique",
+        "individual",
         "named",
         "called",
         "a",
