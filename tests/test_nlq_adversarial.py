@@ -218,13 +218,6 @@ def test_index_is_per_caller_admin_then_two_analysts(demo: Any, demo_wh: DuckDBW
 @pytest.mark.parametrize(
     "question", ["orders by region", "footfall by region", "orders by store", "visits by store"]
 )
-@pytest.mark.xfail(
-    strict=True,
-    reason="demo model: the orders_overview, customer_360 and store_traffic views have no access_policy, "
-    "so a DACH analyst reads every region's orders, visits and customers through them (ask routes "
-    "'orders by region' there; load does the same). The cube policies close the cubes, but an "
-    "ungoverned view over them is open. Fix: give these views the sales view's row-level policies.",
-)
 def test_analyst_gets_only_their_regions_orders_visits_customers(
     demo: Any, demo_wh: DuckDBWarehouse, question: str
 ) -> None:
@@ -351,18 +344,11 @@ def test_empty_and_too_long_are_bad_query(graphql: Any) -> None:
         "revenue for the last 2147483648 weeks",
     ],
 )
-@pytest.mark.xfail(
-    strict=True,
-    reason="timeparse: a huge relative period raises ValueError ('year -8331307 is out of range') or "
-    "OverflowError (timedelta) out of parse_time, which GraphQL reports as INTERNAL. Fix: bound N (or "
-    "catch ValueError/OverflowError around the period arithmetic) and raise QueryError -> BAD_QUERY.",
-)
 def test_huge_relative_periods_are_bad_query(graphql: Any, question: str) -> None:
     body = graphql(question)
     assert not body.errors or [e.extensions["code"] for e in body.errors] == ["BAD_QUERY"], body.errors
 
 
-@pytest.mark.xfail(strict=True, reason="same timeparse overflow, over the real server: code INTERNAL")
 def test_real_server_huge_period_is_bad_query(server: Any) -> None:  # noqa: F811
     body = gql(server, "eve", ASK, {"q": "revenue last 99999999 months"})
     assert not body.get("errors") or body["errors"][0]["extensions"]["code"] == "BAD_QUERY", body
@@ -403,13 +389,6 @@ def test_top_thousand_customers(demo: Any, demo_wh: DuckDBWarehouse) -> None:
     assert got.query["limit"] == 1000 and got.query.get("dimensions"), got.query
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="'revenue on black friday 2025' dates order-line revenue by daily_traffic.date (a semi-join: "
-    "all-time revenue of stores with traffic in 2025, 11.8M) while the restatement says 'Revenue, for "
-    "2025-01-01 to 2025-12-31' (true: 4.06M). Fix: never date a measure by a time dimension of a cube "
-    "it does not reach many_to_one (use the measure's default time, orders.created_at).",
-)
 def test_revenue_is_dated_by_its_order_date(demo: Any, demo_wh: DuckDBWarehouse) -> None:
     got = answer(demo, demo_wh, "revenue on black friday 2025")
     [td] = got.query["timeDimensions"]
@@ -459,23 +438,11 @@ def test_online_orders_is_a_filter(demo: Any, demo_wh: DuckDBWarehouse) -> None:
     assert only_value(got) == pytest.approx(want, rel=1e-9)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="'revenue between 2026 and 2020' is read as 2026 only (conf 0.94): the range is silently "
-    "dropped. Fix: a reversed range is still a range (2020-01-01..2026-12-31), or ask back.",
-)
 def test_reversed_year_range(demo: Any, demo_wh: DuckDBWarehouse) -> None:
     got = answer(demo, demo_wh, "revenue between 2026 and 2020")
     assert not confident(got) or got.query["timeDimensions"][0]["dateRange"] == ["2020-01-01", "2026-12-31"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a DACH analyst asking 'revenue in France' gets 'Revenue, by customer country' of DACH rows "
-    "with confidence 0.76 and no word that France was left out. Fix: a value phrase that names a value "
-    "outside the caller's rows must lower confidence and be named as left out (never a confident "
-    "answer to a different question).",
-)
 def test_analyst_naming_another_region_is_not_answered_confidently(
     demo: Any, demo_wh: DuckDBWarehouse
 ) -> None:
@@ -483,13 +450,6 @@ def test_analyst_naming_another_region_is_not_answered_confidently(
     assert not confident(got) or got.data == [] or "France" in got.restatement, got.restatement
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a Viewer asking 'profit by region' (profit is a synonym of the hidden gross_margin) gets "
-    "Revenue by region at confidence 0.79 with nothing left out named, while 'gross margin by region' "
-    "is hedged at 0.55. Fix: a word matched only by embedding to a different measure should not give a "
-    "confident answer (hedge and name the word).",
-)
 def test_viewer_profit_is_not_answered_as_revenue(demo: Any, demo_wh: DuckDBWarehouse) -> None:
     got = answer(demo, demo_wh, "profit by region", VIEWER)
     assert not confident(got), (got.query, got.confidence)

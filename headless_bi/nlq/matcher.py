@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from headless_bi.errors import HeadlessBIError
+from headless_bi.errors import HeadlessBIError, QueryError
 from headless_bi.nlq.index import Entry, Index
 from headless_bi.nlq.lexical import GENERIC, Candidate, lookup
 from headless_bi.nlq.restate import restate
@@ -22,7 +22,7 @@ from headless_bi.nlq.timeparse import NUMBER_WORDS, TimeSpec, parse_time
 from headless_bi.semantic.model import Dimension, SemanticModel
 from headless_bi.semantic.query import parse_query
 
-_N = r"(\d+|" + "|".join(k for k in NUMBER_WORDS if k != "a") + r")"
+_N = r"(\d{1,3}(?:,\d{3})+|\d+|" + "|".join(k for k in NUMBER_WORDS if k != "a") + r")"
 RANK = re.compile(
     r"\b(?<!at )(?P<dir>top|best|highest|largest|biggest|leading|bottom|worst|lowest|smallest|least|most)\s+"
     + _N
@@ -140,7 +140,12 @@ def interpret(question: str, model: SemanticModel, index: Index, *, today: date)
             _consume(toks, used, m.start(), m.end())
     count_cues = [_tok_at(toks, m.start()) for m in COUNT.finditer(lowered)]
     grams = _grams(toks, used, index)
-    chosen = select(lookup(index, grams))
+    proper = {i for i, (_, start, _) in enumerate(toks) if start > 0 and question[start].isupper()}
+    found = [
+        c for c in lookup(index, grams)
+        if not (c.how in ("fuzzy", "embedding") and c.end - c.start == 1 and c.start in proper)
+    ]  # a name ("France" for an analyst who has no France) is not a typo of a member  # fmt: skip
+    chosen = select(found)
     concepts = _merge_values(_roles(chosen, toks, count_cues, comparators, index, lowered), toks)
     concepts = [c for c in _aggregated(_qualifiers(concepts, index), toks, index) if c.cands]
     content = [
@@ -148,7 +153,10 @@ def interpret(question: str, model: SemanticModel, index: Index, *, today: date)
     ]
     covered = {i for c in chosen for i in range(c.start, c.end)}
     unmatched = [toks[i][0] for i in content if i not in covered]
-    return _build(question, model, index, spec, concepts, rank, sort_at, share, unmatched, content, toks)
+    guessed = [c.phrase for c in chosen if c.how == "embedding"]
+    return _build(
+        question, model, index, spec, concepts, rank, sort_at, share, unmatched, content, toks, guessed
+    )
 
 
 # --- cues ------------------------------------------------------------------------------------
@@ -165,7 +173,14 @@ def _tok_at(toks: list[tuple[str, int, int]], pos: int) -> int:
 
 
 def _number(text: str) -> int:
-    return int(text) if text.isdigit() else NUMBER_WORDS[text]
+    """'5', '1,000', 'ten' → the rank's row count; 0 or an absurd count is refused, not ignored."""
+    digits = text.replace(",", "")
+    n = int(digits) if digits.isdigit() else NUMBER_WORDS[text]
+    if not 0 < n <= 1_000_000:
+        raise QueryError(
+            f"'{text}' rows cannot be ranked: ask for 1 to 1,000,000", member="question", value=text
+        )
+    return n
 
 
 @dataclass
@@ -356,6 +371,11 @@ def _roles(
         kinds = _kinds(c)
         if id(c) in filtered:
             op, number, pct = filtered[id(c)]
+            rate_dims = [(e, c.score) for e in c.entries if e.kind == "dimension" and _format(e) == "percent"]
+            if pct and rate_dims:  # "orders with a discount over 10%": the order's rate, not an amount
+                concepts.append(Concept("dimension_filter", rate_dims, c.phrase, c.start, c.end, operator=op,
+                                        number=number, percent=True))  # fmt: skip
+                continue
             if "measure" in kinds or "entity" in kinds:
                 cands = _as_measure(c, index)
                 if pct:  # "under 20%": the rate, not the count or amount it is built from
@@ -712,6 +732,7 @@ def _build(
     unmatched: list[str],
     content: list[int],
     toks: list[tuple[str, int, int]],
+    guessed: list[str],
 ) -> Interpretation:
     needs_time = spec.period is not None or spec.granularity is not None or spec.trend
     measures = [c for c in concepts if c.role in ("measure", "measure_filter")]
@@ -726,6 +747,14 @@ def _build(
             concepts = [*concepts, Concept("measure", [(count, 0.9)], "(count)", source.start, source.end)]
             measures = [concepts[-1]]
     time_missing = False
+    if measures:
+        reach = index.joins.get(measures[0].cands[0][0].cube, [])
+        for c in concepts:
+            if c.role == "time" and c.cands[0][0].cube not in reach:
+                # "revenue on black friday": order lines are dated by their order, not by store traffic
+                default = _default_time(index, measures[0].cands[0][0].cube)
+                if default is not None:
+                    c.cands = [(default, c.cands[0][1])]
     if needs_time and not any(c.role == "time" for c in concepts):
         anchors = [*measures, *(c for c in concepts if c.role == "dimension")]
         default = next(
@@ -792,6 +821,16 @@ def _build(
             "clarification": f"Which {' or '.join(sorted(amount_words))} of {counted_entity[0].cube} "
             "do you mean?",
             "suggestions": [x.path for x in rivals[:6]],
+        })  # fmt: skip
+    if guessed:
+        # a word matched by meaning only ("profit" → revenue): a reading to confirm, not a fact
+        confidence = min(confidence, 0.58)
+        pairs = zip(concepts, picks, strict=True)
+        read_as = [titles.get(e.path, e.path) for c, e in pairs if c.phrase in guessed]
+        alternatives.append({
+            "clarification": f"I read {', '.join(repr(g) for g in guessed)} as {', '.join(read_as)}. "
+            "Is that what you mean?",
+            "suggestions": [e.path for e in suggest(index, " ".join(guessed))[:5]],
         })  # fmt: skip
     if time_missing:
         names = ", ".join(titles.get(m, m) for m in query.get("measures", []))

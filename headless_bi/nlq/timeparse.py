@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from headless_bi.errors import QueryError
+
 UNITS = ("day", "week", "month", "quarter", "year")
 MONTHS = {
     "january": 1, "jan": 1, "february": 2, "feb": 2, "march": 3, "mar": 3, "april": 4, "apr": 4,
@@ -80,7 +82,13 @@ def parse_time(text: str, today: date) -> TimeSpec:
         for m in re.finditer(pattern, text):
             if not free(m):
                 continue
-            period = build(m, today)
+            try:
+                period = build(m, today)
+            except (ValueError, OverflowError) as error:  # "last 99999999 months", "since 31 feb"
+                raise QueryError(
+                    f"'{m.group(0).strip()}' is not a period the calendar has", member="question",
+                    value=m.group(0).strip(),
+                ) from error  # fmt: skip
             if period is None:
                 continue
             take(m)
@@ -266,20 +274,13 @@ def _year(m: re.Match[str], today: date) -> Period:
 
 
 def _iso_day(m: re.Match[str], today: date) -> Period | None:
-    try:
-        day = date.fromisoformat(m.group("d"))
-    except ValueError:
-        return None
-    return Period(day, day)
+    return Period(date.fromisoformat(m.group("d")), date.fromisoformat(m.group("d")))  # 2026-02-30 raises
 
 
 def _named_date(m: re.Match[str], today: date) -> Period | None:
     """'14 Aug 2026', 'August 14th, 2026', '14 august' (this year)."""
     year = int(m.group("y")) if m.group("y") else today.year
-    try:
-        day = date(year, MONTHS[m.group("m")], int(m.group("d")))
-    except ValueError:
-        return None
+    day = date(year, MONTHS[m.group("m")], int(m.group("d")))  # "31 feb" raises: not a date
     return Period(day, day)
 
 
@@ -300,8 +301,10 @@ def _since(m: re.Match[str], today: date) -> Period | None:
 
 def _between(m: re.Match[str], today: date) -> Period | None:
     a, b = _point(m.group("a"), today), _point(m.group("b"), today)
-    if a is None or b is None or b.end < a.start:
+    if a is None or b is None:
         return None
+    if b.end < a.start:  # "between 2026 and 2020": the same span, in calendar order
+        a, b = b, a
     return Period(a.start, b.end)
 
 
