@@ -355,19 +355,28 @@ def test_real_server_huge_period_is_bad_query(server: Any) -> None:  # noqa: F81
 
 
 @pytest.mark.parametrize(
-    "question", ["top 0 products by revenue", "revenue on 2026-02-30", "revenue in H3 2025"]
-)
-@pytest.mark.xfail(
-    strict=True,
-    reason="impossible input is read confidently as something else: 'top 0' drops the limit (conf "
-    "0.97), '2026-02-30' becomes the whole year 2026 (0.94), 'H3 2025' the year 2025 (0.69). Fix: "
-    "an unparseable date/rank the question clearly meant should give a clarification (or BAD_QUERY), "
-    "at least confidence < 0.6 with the dropped words named.",
+    "question",
+    [
+        "top 0 products by revenue",
+        "revenue on 2026-02-30",
+        pytest.param(
+            "revenue in H3 2025",
+            marks=pytest.mark.xfail(
+                strict=True, reason="'H3 2025' is read as the year 2025 (conf 0.69): there is no third half"
+            ),
+        ),
+    ],
 )
 def test_impossible_ranks_and_dates_are_not_answered_confidently(
     demo: Any, demo_wh: DuckDBWarehouse, question: str
 ) -> None:
-    got = answer(demo, demo_wh, question)
+    from headless_bi.errors import QueryError
+
+    try:
+        got = answer(demo, demo_wh, question)
+    except QueryError as error:  # BAD_QUERY naming the impossible part is an answer too
+        assert error.message
+        return
     assert got.query is None or got.confidence < CONFIDENT
 
 
@@ -378,12 +387,6 @@ def confident(got: Any) -> bool:
     return got.query is not None and got.confidence >= CONFIDENT and not got.alternatives
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="'top 1,000 customers by revenue' reads '1,000' as 1 and drops 'customers': one row of total "
-    "revenue, limit 1, confidence 0.97. Fix: parse thousands separators in ranks (and keep the ranked "
-    "noun as the breakdown).",
-)
 def test_top_thousand_customers(demo: Any, demo_wh: DuckDBWarehouse) -> None:
     got = answer(demo, demo_wh, "top 1,000 customers by revenue")
     assert got.query["limit"] == 1000 and got.query.get("dimensions"), got.query
@@ -406,12 +409,6 @@ def test_revenue_excluding_cancelled(demo: Any, demo_wh: DuckDBWarehouse) -> Non
     assert only_value(got) == pytest.approx(want, rel=1e-9)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="'revenue of orders with discount over 10%' filters the currency measure discount_amount > "
-    "0.1 (percent turned into a fraction on a money measure) and adds it as a measure (conf 0.97). Fix: "
-    "a percent comparator applies only to ratio/percent members (orders.discount), else ask back.",
-)
 def test_percent_filter_lands_on_a_rate(demo: Any, demo_wh: DuckDBWarehouse) -> None:
     got = answer(demo, demo_wh, "revenue of orders with discount over 10%")
     want = number(demo_wh, REVENUE_SQL + "WHERE o.discount > 0.1")

@@ -371,7 +371,11 @@ def _roles(
         kinds = _kinds(c)
         if id(c) in filtered:
             op, number, pct = filtered[id(c)]
-            rate_dims = [(e, c.score) for e in c.entries if e.kind == "dimension" and _format(e) == "percent"]
+            rate_dims = [
+                (e, c.score + (0.02 if _cube_named(index, e.cube, lowered) else 0.0))
+                for e in c.entries if e.kind == "dimension" and _format(e) == "percent"
+            ]  # "orders with a discount": the orders' discount, not the lines'  # fmt: skip
+            rate_dims.sort(key=lambda x: -x[1])
             if pct and rate_dims:  # "orders with a discount over 10%": the order's rate, not an amount
                 concepts.append(Concept("dimension_filter", rate_dims, c.phrase, c.start, c.end, operator=op,
                                         number=number, percent=True))  # fmt: skip
@@ -548,6 +552,13 @@ def _ranked_noun(words: list[str], start: int) -> bool:
 
 def _title_words(e: Entry) -> set[str]:
     return {w for p in e.phrases for w in p.split()}
+
+
+def _cube_named(index: Index, cube: str, lowered: str) -> bool:
+    """Does the question name the cube ('orders', 'customers')?"""
+    entity = index.entity(cube)
+    text = f" {norm(lowered)} "
+    return entity is not None and any(f" {p} " in text for p in entity.phrases)
 
 
 def _names_entity(index: Index, cube: str, phrase: str) -> bool:

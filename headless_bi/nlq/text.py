@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|%|&|#|>=|<=|>|<|,")
+_TOKEN = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|[a-z0-9]+(?:'[a-z]+)?|%|&|#|>=|<=|>|<|,")
 STOPWORDS = frozenset(
     [
         ",",
