@@ -198,7 +198,7 @@ class Runtime:
             execute=lambda q: self.query(q, security=security, path="ask"),
             probe=lambda q: self.query(q, security=security),
             today=today or date.today(),
-            context_key=None if security is None else security.policy_key,
+            context_key=(id(self.warehouse), None if security is None else security.policy_key),
             proposer=self._proposer,
         )
 

@@ -3,7 +3,8 @@
 Enumerated only through `semantic.catalog.owners`/`members`, so a member hidden from the caller can never
 be matched, suggested or leak through "did you mean". Distinct values are read through the caller's own
 `execute` (row-level policies apply to them too). Built once per (model version, visible members,
-context key) and cached; a new model version builds a new index.
+context key) and cached; a new model version builds a new index, and so does the passing of
+`REFRESH_S`, so values added to the data are found.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
+import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
@@ -248,9 +250,13 @@ _CACHE_LOCK = threading.Lock()
 _BUILD_LOCKS: dict[tuple[Any, ...], threading.Lock] = {}
 
 
+REFRESH_S = 900  # values in the data change: an index is rebuilt after this long
+
+
 def get_index(model: SemanticModel, execute: Execute | None, context_key: Hashable = None) -> Index:
-    """The cached index for this model version, visible members and context (e.g. row-level role)."""
-    key = (model.version, fingerprint(model), context_key, execute is None)
+    """The cached index for this model version, visible members and context (the caller's warehouse
+    and policy key: values are read through row filters), rebuilt every REFRESH_S for new values."""
+    key = (model.version, fingerprint(model), context_key, execute is None, int(time.time() // REFRESH_S))
     with _CACHE_LOCK:
         index = _CACHE.get(key)
         if index is not None:
