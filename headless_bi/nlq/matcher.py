@@ -42,8 +42,13 @@ SUPERLATIVE = re.compile(
 COMPARATOR = re.compile(
     r"(?P<op>more than|greater than|bigger than|higher than|over|above|at least|exceed(?:s|ed|ing)?|"
     r"less than|fewer than|smaller than|lower than|under|below|at most|>=|<=|>|<)\s*\$?\s*"
-    r"(?P<num>\d[\d,]*(?:\.\d+)?)\s*(?:(?P<mult>k|m|thousand|million)\b|(?P<pct>%|percent\b|pct\b))?"
+    r"(?P<num>\d[\d,]*(?:\.\d+)?|half an?|an?|one|two|three|four|five|six|seven|eight|nine|ten)\s*"
+    r"(?:(?P<mult>k|m|bn|thousand|million|billion)\b|(?P<pct>%|percent\b|pct\b))?"
 )
+SPELLED = {
+    "half a": 0.5, "half an": 0.5, "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
+    "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
+}  # fmt: skip
 OPERATORS = {
     "more than": "gt", "greater than": "gt", "bigger than": "gt", "higher than": "gt", "over": "gt",
     "above": "gt", "exceeding": "gt", ">": "gt", "at least": "gte", ">=": "gte", "less than": "lt",
@@ -242,8 +247,13 @@ def _comparators(
     for m in COMPARATOR.finditer(lowered):
         if any(used[i] for i, (_, s, e) in enumerate(toks) if s < m.end() and e > m.start()):
             continue
-        value = float(m.group("num").replace(",", ""))
-        value *= {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6}.get(m.group("mult") or "", 1)
+        num = m.group("num")
+        if num in SPELLED and not m.group("mult"):
+            continue  # "more than a few", "over one": no number without "thousand", "million"
+        value = SPELLED[num] if num in SPELLED else float(num.replace(",", ""))
+        value *= {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6, "bn": 1e9, "billion": 1e9}.get(
+            m.group("mult") or "", 1
+        )
         if m.group("pct"):
             value /= 100  # percent members hold fractions (0.2 = 20%)
         _consume(toks, used, m.start(), m.end())

@@ -308,6 +308,23 @@ def _between(m: re.Match[str], today: date) -> Period | None:
     return Period(a.start, b.end)
 
 
+def _holiday(m: re.Match[str], today: date) -> Period:
+    """Fixed-date holidays, and Black Friday / Cyber Monday (after the 4th Thursday of November)."""
+    year = int(m.group("y")) if m.group("y") else today.year
+    name = m.group("h").replace("'", "")
+    fixed = {
+        "new years day": (1, 1), "new years eve": (12, 31), "christmas eve": (12, 24), "christmas": (12, 25),
+        "christmas day": (12, 25), "boxing day": (12, 26), "valentines day": (2, 14),
+    }  # fmt: skip
+    if name in fixed:
+        day = date(year, *fixed[name])
+    else:
+        first = date(year, 11, 1)
+        thanksgiving = first + timedelta(days=(3 - first.weekday()) % 7 + 21)
+        day = thanksgiving + timedelta(days=1 if name == "black friday" else 4)
+    return Period(day, day)
+
+
 def _named_day(m: re.Match[str], today: date) -> Period:
     day = today if m.group(0).strip() == "today" else today - timedelta(days=1)
     return Period(day, day)
@@ -362,6 +379,9 @@ _RULES = [
     (r"\b(?:in |during |for |over )?(?:the )?(?P<rel>this|current|last|previous|past|prior) "
      r"(?P<unit>day|week|month|quarter|year)\b", _relative),
     (r"\b(?:today|yesterday)\b", _named_day),
+    (r"\b(?:on )?(?P<h>new year'?s day|new year'?s eve|christmas eve|christmas(?: day)?|boxing day"
+     r"|black friday|cyber monday|valentine'?s day)(?:\s+(?:of\s+)?" + _YEAR.format(n="y") + r")?\b",
+     _holiday),
     (r"\b(?:in |for |during )?(?:q(?P<q>[1-4])\s*(?:of\s+)?(?:" + _YEAR.format(n="y") + r")?"
      r"|(?P<ord>first|second|third|fourth|1st|2nd|3rd|4th) quarter(?: of)?(?: "
      + _YEAR.format(n="y2") + r")?)\b",
