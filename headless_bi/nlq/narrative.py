@@ -12,7 +12,8 @@ from headless_bi.semantic.compiler import MemberAnnotation
 
 
 def fmt(value: Any, format: str | None = None) -> str:
-    """1234567.8 → '1.23M'; percents as '12.3%'; None as 'no value'."""
+    """1234567.8 → '1.23M'; percents as '12.3%'; None as 'no value'. Money has no symbol: Cube's
+    `currency` format does not say which currency (the demo's is EUR)."""
     if value is None:
         return "no value"
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -23,9 +24,9 @@ def fmt(value: Any, format: str | None = None) -> str:
     for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
         if v >= limit:
             text = f"{v / limit:.2f}".rstrip("0").rstrip(".")
-            return f"{sign}{'$' if format == 'currency' else ''}{text}{suffix}"
+            return f"{sign}{text}{suffix}"
     text = f"{v:,.2f}".rstrip("0").rstrip(".") if not float(v).is_integer() else f"{int(v):,}"
-    return f"{sign}{'$' if format == 'currency' else ''}{text}"
+    return f"{sign}{text}"
 
 
 def _change(now: float | None, before: float | None) -> str:
