@@ -126,6 +126,7 @@ def ask(
             result.compiled.annotations,
             share=proposal.share,
             limited=bool(proposal.query.get("limit")) and len(result.data) >= proposal.query["limit"],
+            additive=_additive(grounding),
             comparison=comparison["data"] if comparison else None,
             comparison_label=proposal.compare_label,
         ),
@@ -135,6 +136,12 @@ def ask(
         sql=result.sql,
         proposer=proposer.name,
     )
+
+
+def _additive(grounding: Grounding) -> frozenset[str]:
+    """Measures whose rows add up to a total: sums and counts (an average or a ratio does not)."""
+    kinds = ("sum", "count")  # a distinct count over groups double counts what two groups share
+    return frozenset(e.path for e in grounding.index.entries if e.kind == "measure" and e.type in kinds)
 
 
 def _valid(model: SemanticModel, query: dict[str, Any]) -> bool:

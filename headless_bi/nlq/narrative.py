@@ -48,8 +48,10 @@ def narrate(
     comparison_label: str | None = None,
     share: bool = False,
     limited: bool = False,
+    additive: frozenset[str] = frozenset(),
 ) -> str:
-    """`limited`: the rows are a top/bottom N, so shares are of the rows shown, not of everything."""
+    """`limited`: the rows are a top/bottom N, so shares are of the rows shown, not of everything.
+    `additive`: measures whose rows add up to a total (sums and counts, not averages or ratios)."""
     measures = [a for a in annotations if a.kind == "measure"]
     groups = [a for a in annotations if a.kind != "measure"]
     if not rows:
@@ -57,9 +59,10 @@ def narrate(
     if not measures:
         return f"{len(rows)} row{'s' if len(rows) != 1 else ''}."
     m = measures[0]
-    name = m.title.lower() if m.title else m.key
+    title = m.short_title or m.title or m.key
+    name = title.lower()
     if not groups and len(rows) == 1:
-        parts = [f"{a.title}: {fmt(rows[0].get(a.key), a.format)}" for a in measures]
+        parts = [f"{a.short_title or a.title}: {fmt(rows[0].get(a.key), a.format)}" for a in measures]
         text = "; ".join(parts) + "."
         if comparison:
             before = comparison[0].get(m.key)
@@ -73,7 +76,7 @@ def narrate(
         first, last = rows[0], rows[-1]
         peak = max((r for r in rows if isinstance(r.get(m.key), int | float)), key=lambda r: r[m.key])
         text = (
-            f"{m.title} went from {fmt(first.get(m.key), m.format)} ({_label(first, time)}) to "
+            f"{title} went from {fmt(first.get(m.key), m.format)} ({_label(first, time)}) to "
             f"{fmt(last.get(m.key), m.format)} ({_label(last, time)}), "
             f"{_change(last.get(m.key), first.get(m.key))}; the peak was {_label(peak, time)} "
             f"({fmt(peak[m.key], m.format)})."
@@ -85,9 +88,8 @@ def narrate(
             return f"{len(rows)} rows; {name} has no value."
         top, bottom = ranked[0], ranked[-1]
         total = sum(r[m.key] for r in ranked)
-        additive = m.type in ("sum", "count", "number") and m.format != "percent" and total > 0
         lead = f"{_label(top, *label_cols)} leads with {fmt(top[m.key], m.format)}"
-        if additive and (share or len(ranked) > 1):
+        if m.key in additive and total > 0 and (share or len(ranked) > 1):
             whole = f"the {len(ranked)} shown" if limited else "the total"
             lead += f" ({top[m.key] / total * 100:.1f}% of {whole}, {fmt(total, m.format)})"
         text = lead + "."
@@ -95,9 +97,9 @@ def narrate(
             text += f" {_label(bottom, *label_cols)} is lowest with {fmt(bottom[m.key], m.format)}."
         text += f" {len(rows)} row{'s' if len(rows) != 1 else ''} in all."
     if comparison:
-        now = sum(numbers) if numbers and m.type in ("sum", "count") else None
+        now = sum(numbers) if numbers and m.key in additive else None
         before_vals = [r.get(m.key) for r in comparison if isinstance(r.get(m.key), int | float)]
-        before = sum(before_vals) if before_vals and m.type in ("sum", "count") else None
+        before = sum(before_vals) if before_vals and m.key in additive else None
         if now is not None and before is not None:
             text += (f" In total {fmt(now, m.format)} against {fmt(before, m.format)} for "
                      f"{comparison_label or 'the earlier period'}: {_change(now, before)}.")  # fmt: skip
