@@ -416,12 +416,6 @@ def test_percent_filter_lands_on_a_rate(demo: Any, demo_wh: DuckDBWarehouse) -> 
     assert only_value(got) == pytest.approx(want, rel=1e-9)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="'revenue per order' returns total revenue (conf 0.97); the model has average_order_value "
-    "(synonyms: basket size...). Fix: 'X per <entity>' with no breakdown wanted -> the ratio measure, "
-    "or X by the entity's key.",
-)
 def test_revenue_per_order(demo: Any, demo_wh: DuckDBWarehouse) -> None:
     got = answer(demo, demo_wh, "revenue per order")
     want = number(demo_wh, REVENUE_SQL) / number(demo_wh, "SELECT count(DISTINCT order_id) FROM order_items")

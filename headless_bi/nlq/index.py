@@ -76,8 +76,17 @@ class Index:
 
 
 def _phrases(v: Visible, extra: list[str]) -> tuple[str, ...]:
-    found = [humanize(v.name), v.title, *v.member.synonyms, *extra]
+    found = [humanize(v.name), v.title, *v.member.synonyms, *extra, *_gist(v.description)]
     return tuple(dict.fromkeys(p for p in (norm(x) for x in found) if p))
+
+
+def _gist(description: str | None) -> list[str]:
+    """A description that opens with a short phrase ('Revenue per order. Defined here...') names
+    the member in the words people use: that phrase is matched like a synonym."""
+    if not description:
+        return []
+    head = re.split(r"[.;:(]|\s[-\u2013]\s", description.strip(), maxsplit=1)[0].strip()
+    return [head] if 2 <= len(head.split()) <= 5 else []
 
 
 def _entries(model: SemanticModel) -> list[Entry]:
