@@ -446,12 +446,6 @@ def test_viewer_profit_is_not_answered_as_revenue(demo: Any, demo_wh: DuckDBWare
     assert not confident(got), (got.query, got.confidence)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="TPC-H: 'customer Customer#000000001' (customer.name has too many values to index) is "
-    "answered with the count of all the analyst's customers at confidence 0.82. Fix: an unmatched "
-    "value-like token after an entity word must be named as left out and lower the confidence.",
-)
 def test_unindexed_customer_name_is_not_dropped_silently(tpch: Any) -> None:
     model, wh = tpch
     got = answer(

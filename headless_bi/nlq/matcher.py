@@ -153,11 +153,14 @@ def interpret(question: str, model: SemanticModel, index: Index, *, today: date)
     chosen = select(found)
     concepts = _merge_values(_roles(chosen, toks, count_cues, comparators, index, lowered), toks)
     concepts = [c for c in _aggregated(_qualifiers(concepts, index), toks, index) if c.cands]
+    # a number is content when it is part of a name ("Customer#000000001"), not a count or a year
+    named = {i for i in range(1, len(toks)) if toks[i - 1][0] == "#"}
     content = [
-        i for i, (t, _, _) in enumerate(toks) if not used[i] and t not in STOPWORDS and not t.isdigit()
-    ]
+        i for i, (t, _, _) in enumerate(toks)
+        if not used[i] and t not in STOPWORDS and (not t.isdigit() or i in named)
+    ]  # fmt: skip
     covered = {i for c in chosen for i in range(c.start, c.end)}
-    unmatched = [toks[i][0] for i in content if i not in covered]
+    unmatched = [("#" if i in named else "") + toks[i][0] for i in content if i not in covered]
     guessed = [c.phrase for c in chosen if c.how == "embedding"]
     return _build(
         question, model, index, spec, concepts, rank, sort_at, share, unmatched, content, toks, guessed
