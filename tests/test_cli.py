@@ -262,3 +262,22 @@ def test_columns_follow_the_arrow_result_not_row_aliases(core: dict[str, Any], w
     args = ["query", "--models", "m", "--warehouse", warehouse, "--query", "{}", "--format", "csv"]
     assert cli.main(args) == 0
     assert capsys.readouterr().out == "orders.created_at.year,orders.count\n2024-01-01T00:00:00.000,5\n"
+
+
+def test_a_warehouse_held_by_another_process_is_a_user_error(tmp_path: Path) -> None:
+    """`demo-data` (or `load`) while `serve` holds the file: `error: ...` and status 2, not a crash."""
+    import subprocess
+
+    import duckdb
+
+    path = tmp_path / "held.duckdb"
+    holder = duckdb.connect(str(path))  # this process holds the write lock, as a running serve would
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "headless_bi.cli", "demo-data", "--warehouse", str(path)],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+    finally:
+        holder.close()
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: ") and "in use by another process" in done.stderr

@@ -57,9 +57,10 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, TypedDict
 
-import duckdb
 import numpy as np
 import pyarrow as pa
+
+from headless_bi.warehouse.duckdb_warehouse import connect_file
 
 START = date(2023, 12, 1)
 END = date(2026, 11, 30)
@@ -1226,7 +1227,7 @@ def generate_demo_data(warehouse_path: str, *, seed: int = 7) -> dict[str, int]:
     """
     data = _generate(seed)
     Path(warehouse_path).parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(warehouse_path)
+    con = connect_file(warehouse_path)
     try:
         con.execute("BEGIN")
         for table, columns in SCHEMA.items():

@@ -17,6 +17,22 @@ from headless_bi.warehouse.watchdog import WATCHDOG
 _SESSION_SETUP = ("SET TimeZone = 'UTC'",)
 
 
+
+def connect_file(path: str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open a DuckDB file; a file another process holds (a running `serve` while `load` or
+    `demo-data` writes) is a user error that says so, not an internal one."""
+    try:
+        return duckdb.connect(path, read_only=read_only)
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise QueryError(
+                f"DuckDB database '{path}' is in use by another process (a running `headless-bi serve`?): "
+                "DuckDB lets one process write a file; stop it first", value=path,
+            ) from exc  # fmt: skip
+        raise QueryError(f"Cannot open DuckDB database '{path}': {exc}") from exc
+    except duckdb.Error as exc:
+        raise QueryError(f"Cannot open DuckDB database '{path}': {exc}") from exc
+
 class DuckDBWarehouse:
     """A DuckDB database shared by many threads.
 
@@ -39,10 +55,7 @@ class DuckDBWarehouse:
             raise ValueError("pool_size must be at least 1")
         self.path = path
         self.default_timeout_s = default_timeout_s
-        try:
-            self._con = duckdb.connect(path, read_only=read_only)
-        except duckdb.Error as exc:
-            raise QueryError(f"Cannot open DuckDB database '{path}': {exc}") from exc
+        self._con = connect_file(path, read_only=read_only)
         self._pool: queue.Queue[duckdb.DuckDBPyConnection] = queue.Queue()
         self._ping_lock = threading.Lock()
         self._ping_cursor: duckdb.DuckDBPyConnection | None = None

@@ -8,6 +8,7 @@ from pathlib import Path
 import duckdb
 
 from headless_bi.errors import QueryError
+from headless_bi.warehouse.duckdb_warehouse import connect_file
 
 # Extension → DuckDB reader; DuckDB decompresses .gz/.zst itself, so those suffixes are skipped.
 _READERS = {
@@ -60,10 +61,7 @@ def load_files(paths: list[str | Path], warehouse: str) -> dict[str, int]:
 
     Path(warehouse).parent.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
-    try:
-        con = duckdb.connect(warehouse)
-    except duckdb.Error as exc:
-        raise QueryError(f"Cannot open DuckDB database '{warehouse}': {exc}") from exc
+    con = connect_file(warehouse)
     try:
         con.execute("SET TimeZone = 'UTC'")
         con.execute("BEGIN")
