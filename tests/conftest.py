@@ -67,3 +67,13 @@ def browser() -> Iterator[Any]:
         )
         yield chromium
         chromium.close()
+
+
+@pytest.fixture(scope="session")
+def demo_duckdb(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The demo warehouse, generated once per test run (deterministic: the same rows every time)."""
+    from headless_bi.demo import generate_demo_data
+
+    path = str(tmp_path_factory.mktemp("demo") / "demo.duckdb")
+    generate_demo_data(path)
+    return path

@@ -12,13 +12,13 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from headless_bi.demo import generate_demo_data
 from headless_bi.nlq.answer import CONFIDENT, ask
 from headless_bi.nlq.evaluate import evaluate, load_question_set
 from headless_bi.nlq.narrative import fmt
@@ -42,12 +42,10 @@ MIN_HELD_OUT = 0.82
 
 
 @pytest.fixture(scope="module")
-def demo_wh(tmp_path_factory: pytest.TempPathFactory) -> DuckDBWarehouse:
-    path = str(tmp_path_factory.mktemp("nlq") / "demo.duckdb")
-    generate_demo_data(path)
-    warehouse = DuckDBWarehouse(path, read_only=True)
-    yield warehouse
-    warehouse.close()
+def demo_wh(demo_duckdb: str) -> Iterator[DuckDBWarehouse]:
+    wh = DuckDBWarehouse(demo_duckdb, read_only=True)
+    yield wh
+    wh.close()
 
 
 @pytest.fixture(scope="module")

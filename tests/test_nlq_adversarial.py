@@ -18,6 +18,7 @@ import json
 import random
 import string
 import time
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,6 @@ from typing import Any
 import pytest
 from test_security_paths import ASK, gql, models, server, sql, warehouse  # noqa: F401 (fixtures)
 
-from headless_bi.demo import generate_demo_data
 from headless_bi.errors import QueryError
 from headless_bi.nlq.answer import CONFIDENT, ask
 from headless_bi.nlq.index import get_index
@@ -67,10 +67,8 @@ REVENUE_SQL = (
 
 
 @pytest.fixture(scope="module")
-def demo_wh(tmp_path_factory: pytest.TempPathFactory) -> DuckDBWarehouse:
-    path = str(tmp_path_factory.mktemp("nlq_adv") / "demo.duckdb")
-    generate_demo_data(path)
-    wh = DuckDBWarehouse(path, read_only=True)
+def demo_wh(demo_duckdb: str) -> Iterator[DuckDBWarehouse]:
+    wh = DuckDBWarehouse(demo_duckdb, read_only=True)
     yield wh
     wh.close()
 
