@@ -59,7 +59,7 @@ SORT = re.compile(r"\b(?:sorted|ordered|ranked|sort|rank)\s+(?:them\s+)?by\b|\bi
 ASCENDING = re.compile(r"\b(ascending|asc|lowest first|smallest first|increasing)\b")
 SHARE = re.compile(
     r"(?:\bshare of total|\bshare of|\bpercentage of|\bpercent of|\bproportion of|%\s*of|\bsplit of"
-    r"|\bmix of)\b"
+    r"|\bmix of|\baccount(?:s|ed)? for)\b"
 )
 ALPHABETICAL = re.compile(
     r"\b(?:sorted |ordered |listed )?(?:alphabetically|in alphabetical order|a to z|a-z)\b"
@@ -308,6 +308,7 @@ def _grams(toks: list[tuple[str, int, int]], used: list[bool], index: Index) -> 
         if words[i + 1] in ("vs", "versus", "and", "or") and not used[i]:
             shared = f"{words[i]} {words[i + 3]}"
             if shared in index.exact and f"{words[i + 2]} {words[i + 3]}" in index.exact:
+                out = [g for g in out if g[:2] != (i, i + 1)]  # "completed" alone is no longer asked about
                 out.append((i, i + 1, shared))
     return out
 
