@@ -303,3 +303,53 @@ def test_cli_ask_json(demo_wh: DuckDBWarehouse) -> None:
         capture_output=True, text=True, env=env, timeout=120, check=False,
     )  # fmt: skip
     assert bad.returncode == 2 and bad.stderr.startswith("error: --today")
+
+
+# --- a plugged-in proposer -------------------------------------------------------------------------
+
+
+class FixedProposer:
+    """Stands for a language model: proposes one query whatever the question."""
+
+    name = "fixed"
+
+    def __init__(self, query: dict[str, Any]) -> None:
+        self.query = query
+
+    def propose(self, question: str, grounding: Any) -> Any:
+        from headless_bi.nlq.matcher import Interpretation
+
+        assert {m["path"] for m in grounding.catalog()}  # it is given the caller's catalog
+        return Interpretation(question, self.query, restatement="", confidence=0.9)
+
+
+def test_plugged_in_proposer_is_used_and_checked(views_only: Any, demo_wh: DuckDBWarehouse) -> None:
+    def run(q: dict[str, Any]) -> Any:
+        return run_query(views_only, demo_wh, q)
+
+    fixed = FixedProposer({"measures": ["orders_overview.count"]})
+    got = ask("anything", model=views_only, execute=run, probe=run, today=TODAY, proposer=fixed)
+    assert got.proposer == "fixed"
+    assert got.data == [{"orders_overview.count": scalar(demo_wh, "SELECT count(*) FROM orders")}]
+    # a proposal naming a member the caller may not see is never run: the matcher answers instead
+    viewer = SecurityContext.create("v", ["Viewer"], {"region": "DACH"})
+    governed = govern(views_only, viewer).model
+
+    def as_viewer(q: dict[str, Any]) -> Any:
+        return run_query(views_only, demo_wh, q, security=viewer)
+
+    hidden = FixedProposer({"measures": ["sales.gross_margin"]})
+    got = ask("revenue by region", model=governed, execute=as_viewer, probe=as_viewer, today=TODAY,
+              context_key=viewer.policy_key, proposer=hidden)  # fmt: skip
+    assert got.proposer == "matcher" and got.query["measures"] == ["sales.revenue"]
+    assert "gross_margin" not in json.dumps(got.to_json_dict(include_sql=True))
+
+
+def test_proposer_setting_loads_a_factory() -> None:
+    from headless_bi.errors import HeadlessBIError
+    from headless_bi.nlq.proposer import MatcherProposer, load_proposer
+
+    assert isinstance(load_proposer(""), MatcherProposer)
+    assert load_proposer("headless_bi.nlq.proposer:MatcherProposer").name == "matcher"
+    with pytest.raises(HeadlessBIError, match="cannot be loaded"):
+        load_proposer("no_such_module:thing")
