@@ -140,6 +140,7 @@ def interpret(question: str, model: SemanticModel, index: Index, *, today: date)
     rank = _rank(lowered, toks, used)
     sort_at = _sort(lowered, toks, used)
     share = bool(SHARE.search(lowered))
+    share_measure = _share_measure(index, toks) if share else None
     if share:
         for m in SHARE.finditer(lowered):
             _consume(toks, used, m.start(), m.end())
@@ -150,6 +151,12 @@ def interpret(question: str, model: SemanticModel, index: Index, *, today: date)
         c for c in lookup(index, grams)
         if not (c.how in ("fuzzy", "embedding") and c.end - c.start == 1 and c.start in proper)
     ]  # a name ("France" for an analyst who has no France) is not a typo of a member  # fmt: skip
+    if share_measure is not None:
+        # "what share of orders are online": the model's own share measure, not a share computed here
+        at = next(i for i, (t, _, _) in enumerate(toks) if t == "share")
+        found = [c for c in found if not set(range(c.start, c.end)) & share_measure[1]]
+        found.append(Candidate(at, at + 1, "share", 1.0, "exact", [share_measure[0]]))
+        share = False
     chosen = select(found)
     concepts = _merge_values(_roles(chosen, toks, count_cues, comparators, index, lowered), toks)
     concepts = [c for c in _aggregated(_qualifiers(concepts, index), toks, index) if c.cands]
@@ -510,6 +517,23 @@ def _aggregated(concepts: list[Concept], toks: list[tuple[str, int, int]], index
                 continue
         out.append(c)
     return out
+
+
+def _share_measure(index: Index, toks: list[tuple[str, int, int]]) -> tuple[Entry, set[int]] | None:
+    """A measure named '<word> share' whose word the question uses ('online share' for 'share of
+    orders placed online'), with the tokens that word takes; None when the model has none."""
+    words = [word(t) for t, _, _ in toks]
+    if "share" not in words:
+        return None
+    for e in index.entries:
+        if e.kind != "measure":
+            continue
+        for phrase in e.phrases:
+            parts = phrase.split()
+            rest = [w for w in parts if w != "share"]
+            if "share" in parts and rest and all(w in words for w in rest):
+                return e, {i for i, w in enumerate(words) if w in rest}
+    return None
 
 
 def _segment_for(index: Index, phrase: str, negate: bool) -> list[tuple[Entry, float]]:
