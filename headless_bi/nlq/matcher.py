@@ -835,7 +835,7 @@ def _build(
         # "which customers have returned orders": those with at least one
         first = next((e for c, e in zip(concepts, picks, strict=True) if c.role == "measure"), None)
         if first is not None and first.type in ("count", "count_distinct", "count_distinct_approx"):
-            query["filters"] = [{"member": first.path, "operator": "gt", "values": [0]}]
+            query["filters"] = [{"member": first.path, "operator": "gt", "values": ["0"]}]
     titles = {e.path: e.title for e in picks}
     mean = score / max(1, len(concepts))
     coverage = 1.0 - len(unmatched) / max(1, len(content))
@@ -933,9 +933,9 @@ def _query(
         elif c.role == "measure_filter":
             if e.path not in measures:
                 measures.append(e.path)
-            filters.append({"member": e.path, "operator": c.operator, "values": [_num(c.number)]})
+            filters.append({"member": e.path, "operator": c.operator, "values": [str(_num(c.number))]})
         elif c.role == "dimension_filter":
-            filters.append({"member": e.path, "operator": c.operator, "values": [_num(c.number)]})
+            filters.append({"member": e.path, "operator": c.operator, "values": [str(_num(c.number))]})
         elif c.role == "dimension" and e.path not in dimensions:
             key = _key_of(index, e) if c.listing and e.key in index.many_values else None
             if key is not None and key.path not in dimensions:
