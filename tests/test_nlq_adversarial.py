@@ -357,12 +357,7 @@ def test_real_server_huge_period_is_bad_query(server: Any) -> None:  # noqa: F81
     [
         "top 0 products by revenue",
         "revenue on 2026-02-30",
-        pytest.param(
-            "revenue in H3 2025",
-            marks=pytest.mark.xfail(
-                strict=True, reason="'H3 2025' is read as the year 2025 (conf 0.69): there is no third half"
-            ),
-        ),
+        "revenue in H3 2025",
     ],
 )
 def test_impossible_ranks_and_dates_are_not_answered_confidently(

@@ -77,6 +77,11 @@ def parse_time(text: str, today: date) -> TimeSpec:
         spec.spans.append((m.start(), m.end()))
         spec.phrases.append(m.group(0).strip())
 
+    bad = re.search(r"\b(?:h[03-9]|q[05-9])\s*(?:of\s+)?(?:19|20)\d\d\b", text)
+    if bad:  # "H3 2025": there is no such half; never read it as the whole year
+        raise QueryError(
+            f"'{bad.group(0)}' is not a period the calendar has", member="question", value=bad.group(0)
+        )
     _comparison(text, spec, free, take)
     for pattern, build in _RULES:
         for m in re.finditer(pattern, text):
