@@ -70,6 +70,7 @@ class Index:
     many_values: frozenset[int] = frozenset()  # keys of string dimensions with over MAX_VALUES values
     default_time: dict[str, str] = field(default_factory=dict)  # cube → its measures' time dimension
     sources: dict[str, str] = field(default_factory=dict)  # cube → its FROM (role-playing cubes share one)
+    roots: dict[str, str] = field(default_factory=dict)  # view → the cube its rows are counted from
 
     def entity(self, cube: str) -> Entry | None:
         return next((e for e in self.entries if e.kind == "entity" and e.cube == cube), None)
@@ -231,7 +232,12 @@ def build_index(model: SemanticModel, execute: Execute | None = None) -> Index:
         by_owner[e.owner].append(e)
     return Index(entries, dict(exact), values, phrases, vectors, list(values), _joins(model, entries),
                  dict(by_owner), many, _default_times(model),
-                 {name: cube.source.sql() for name, cube in model.cubes.items()})  # fmt: skip
+                 {name: cube.source.sql() for name, cube in model.cubes.items()},
+                 _roots(model))  # fmt: skip
+
+
+def _roots(model: SemanticModel) -> dict[str, str]:
+    return {name: view.join_paths[0][0] for name, view in model.views.items() if view.join_paths}
 
 
 def _default_times(model: SemanticModel) -> dict[str, str]:

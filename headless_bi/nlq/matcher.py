@@ -722,7 +722,11 @@ def _place(index: Index, concepts: list[Concept]) -> list[tuple[float, list[Entr
                 break
             pick.append(max(own, key=lambda x: x[1]))
         else:
-            options.append((sum(s for _, s in pick) - 0.01, [e for e, _ in pick]))
+            # a view is the curated way in, but it counts rows of its root only: a measure of another
+            # cube there ("customers" in a view of orders) is a different number than on its cube
+            exact = all(e.cube == index.roots.get(view) for (e, _), c in zip(pick, concepts, strict=True)
+                        if c.role in ("measure", "measure_filter"))  # fmt: skip
+            options.append((sum(s for _, s in pick) + (0.02 if exact else -0.01), [e for e, _ in pick]))
     return sorted(options, key=lambda o: -o[0])
 
 
@@ -818,6 +822,8 @@ def _build(
     options = _place(index, concepts)
     checked = None
     for score, picks in options:
+        if _merges_rows(index, concepts, picks):
+            continue  # this owner lists repeating names without their key: other owners may not
         query = _query(index, concepts, picks, spec, rank, sort_at)
         try:
             parse_query(model, query)
@@ -995,6 +1001,14 @@ def _query(
     if rank is not None and rank.limit:
         query["limit"] = rank.limit
     return query
+
+
+def _merges_rows(index: Index, concepts: list[Concept], picks: list[Entry]) -> bool:
+    """Would listing by this label merge rows (two customers called the same) for want of a key?"""
+    return any(
+        c.role == "dimension" and c.listing and e.key in index.many_values and _key_of(index, e) is None
+        for c, e in zip(concepts, picks, strict=True)
+    )
 
 
 def _key_of(index: Index, label: Entry) -> Entry | None:
