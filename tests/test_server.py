@@ -380,6 +380,11 @@ def test_healthz(tpch_server: Server, tpch_models: Path) -> None:
     assert body["model_version"] == body["schema_version"] == version
 
 
+def test_favicon_is_an_empty_answer_not_a_404(tpch_server: Server) -> None:
+    response = httpx.get(tpch_server.url + "/favicon.ico")
+    assert response.status_code == 204 and response.content == b""
+
+
 @pytest.mark.parametrize(("query", "typed"), [(Q1, TYPED_Q1), (Q6, TYPED_Q6)], ids=["q1", "q6"])
 def test_typed_and_generic_queries_match_cli(
     tpch_server: Server, tpch_models: Path, query: dict[str, Any], typed: str

@@ -71,6 +71,7 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/healthz", health.endpoint, methods=["GET", "HEAD"]),
+            Route("/favicon.ico", _no_icon, methods=["GET", "HEAD"]),
             Route("/auth/token", login, methods=["POST"]),
             Route("/graphql", graphql),
             WebSocketRoute("/graphql", graphql),
@@ -89,3 +90,8 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     """Unexpected errors get a JSON body without the traceback; Starlette re-raises after answering,
     so uvicorn still logs the traceback."""
     return error_response(500, "Internal server error.")
+
+
+async def _no_icon(request: Request) -> Response:
+    """Browsers ask for an icon on every page; an empty answer keeps 404s out of their consoles."""
+    return Response(status_code=204)
