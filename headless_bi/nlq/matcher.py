@@ -877,6 +877,12 @@ def _build(
             "do you mean?",
             "suggestions": [x.path for x in rivals[:6]],
         })  # fmt: skip
+    elif counted_entity and not COUNT.search(lowered):
+        # "bank transfer payments": the number of payments, or the money? offer the money as well
+        swapped = _money_instead(model, index, query, counted_entity[0])
+        if swapped is not None:
+            alternatives.append({"query": swapped, "restatement": restate(swapped, titles)})
+            confidence = min(confidence, 0.75)
     if guessed:
         # a word matched by meaning only ("profit" → revenue): a reading to confirm, not a fact
         confidence = min(confidence, 0.58)
@@ -1001,6 +1007,31 @@ def _query(
     if rank is not None and rank.limit:
         query["limit"] = rank.limit
     return query
+
+
+def _money_instead(
+    model: SemanticModel, index: Index, query: dict[str, Any], count: Entry
+) -> dict[str, Any] | None:
+    """The query with the cube's money measure (a currency sum) in place of its row count; None when
+    the cube has none, or a filter is on the count (its number is a count)."""
+    if any(f.get("member") == count.path for f in query.get("filters", [])):
+        return None
+    money = next(
+        (x for x in index.by_owner.get(count.owner, []) if x.kind == "measure" and x.type == "sum"
+         and _format(x) == "currency" and x.cube == count.cube),
+        None,
+    )  # fmt: skip
+    if money is None:
+        return None
+    swap = {count.path: money.path}
+    swapped = {**query, "measures": [swap.get(m, m) for m in query["measures"]]}
+    if isinstance(query.get("order"), dict):
+        swapped["order"] = {swap.get(k, k): v for k, v in query["order"].items()}
+    try:
+        parse_query(model, swapped)
+    except HeadlessBIError:
+        return None
+    return swapped
 
 
 def _merges_rows(index: Index, concepts: list[Concept], picks: list[Entry]) -> bool:
