@@ -238,6 +238,8 @@ def test_question_set_accuracy(stem: str, question_warehouses: dict[str, DuckDBW
     report = evaluate(load_question_set(QUESTIONS / f"{stem}.yaml", ROOT), question_warehouses[stem])
     print(f"\n== {stem}\n{report.summary()}")
     assert report.rate("executed") >= MIN_EXECUTION[stem], report.summary()
+    # a miss is answered with alternatives, a question back or low confidence: never as a sure number
+    assert not report.confident_misses, report.summary()
 
 
 def test_held_out_accuracy(question_warehouses: dict[str, DuckDBWarehouse]) -> None:
