@@ -38,7 +38,7 @@ TODAY = date(2026, 12, 4)
 # Execution accuracy the built-in matcher reaches on each question set (see the closing note of the
 # issue); a change that lowers it fails here rather than going unnoticed.
 MIN_EXECUTION = {"demo": 0.92, "tpch": 0.88, "jaffle_shop": 0.90}
-MIN_HELD_OUT = 0.82
+MIN_HELD_OUT = 0.84
 
 
 @pytest.fixture(scope="module")
@@ -243,12 +243,13 @@ def test_question_set_accuracy(stem: str, question_warehouses: dict[str, DuckDBW
 
 
 def test_held_out_accuracy(question_warehouses: dict[str, DuckDBWarehouse]) -> None:
-    """90 questions written after the matcher was tuned, by someone who never saw it: how well it
-    generalises. Only the overall rate is asserted; the set is not for tuning (see its README)."""
+    """150 questions written after the matcher was tuned, by people who never saw it: how well it
+    generalises. Only the overall rate is asserted; the sets are not for tuning (see their READMEs)."""
     outcomes = []
-    for stem in sorted(MIN_EXECUTION):
-        path = QUESTIONS / "holdout" / f"{stem}.yaml"
-        outcomes += evaluate(load_question_set(path, ROOT), question_warehouses[stem]).outcomes
+    for folder in ("holdout", "holdout2"):
+        for stem in sorted(MIN_EXECUTION):
+            path = QUESTIONS / folder / f"{stem}.yaml"
+            outcomes += evaluate(load_question_set(path, ROOT), question_warehouses[stem]).outcomes
     rate = sum(o.executed for o in outcomes) / len(outcomes)
     print(f"\nheld out: {len(outcomes)} questions, execution accuracy {rate:.1%}")
     assert rate >= MIN_HELD_OUT
