@@ -20,7 +20,7 @@ from headless_bi.nlq.text import STOPWORDS
 def _fuzzy(query: str, choices: list[str], cutoff: float) -> list[tuple[str, float]]:
     """Close spellings: one swapped pair of letters ('regoin') costs as little as one wrong letter."""
     scorer = DamerauLevenshtein.normalized_similarity if " " not in query else fuzz.ratio
-    cut = min(cutoff / 100, 0.8) if scorer is not fuzz.ratio else cutoff  # one edit in five letters
+    cut = min(cutoff / 100, 0.8) - 1e-6 if scorer is not fuzz.ratio else cutoff  # one edit in five letters
     found = process.extract(query, choices, scorer=scorer, score_cutoff=cut, limit=3)
     scale = 1.0 if scorer is not fuzz.ratio else 0.01
     return [(choice, score * scale) for choice, score, _ in found]

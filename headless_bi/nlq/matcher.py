@@ -29,7 +29,7 @@ RANK = re.compile(
     + r"\b"
 )
 FIRST = re.compile(
-    r"\b(?P<dir>most|largest|highest|biggest|least|lowest|smallest|fewest)"
+    r"\b(?P<dir>most|largest|highest|biggest|best|least|lowest|smallest|fewest|worst)"
     r"(?: first| to (?:largest|highest|most|smallest|lowest|least))\b"
 )
 WHICH = re.compile(
@@ -70,7 +70,12 @@ AGGREGATE_WORDS = {
     "maximum": ("max",), "max": ("max",), "minimum": ("min",), "min": ("min",),
 }  # fmt: skip
 AMOUNT_WORDS = {"total", "value", "amount", "sum", "worth", "size", "average", "avg", "mean"}
-QUALIFYING = {"from", "on", "for", "of", "in", "among", "excluding", "without", "except"}
+QUALIFYING = {"from", "on", "for", "of", "in", "among", "excluding", "without", "except", "counting"}
+# "ten biggest customers", "5 worst stores": the count before the superlative
+RANK_AFTER = re.compile(
+    r"\b(?P<n>\d{1,3}(?:,\d{3})+|\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty)"
+    r"\s+(?P<dir>biggest|largest|best|top|highest|leading|worst|lowest|smallest|bottom)\b"
+)
 HAVE = re.compile(r"\b(?:which|what)\s+(?:\w+\s+){1,3}?(?:have|has|had)\b")
 CREATION_VERBS = {"placed", "made", "created", "submitted", "received"}
 TIME_WORDS = {
@@ -211,6 +216,10 @@ def _rank(lowered: str, toks: list[tuple[str, int, int]], used: list[bool]) -> R
     if m and _free(toks, used, m):
         _consume(toks, used, m.start(), m.end())
         return Rank(m.group("dir") in DESCENDING_WORDS, _number(m.group(2)), _tok_at(toks, m.start()))
+    m = RANK_AFTER.search(lowered)
+    if m and _free(toks, used, m):
+        _consume(toks, used, m.start(), m.end())
+        return Rank(m.group("dir") in DESCENDING_WORDS, _number(m.group("n")), _tok_at(toks, m.start()))
     m = FIRST.search(lowered)
     if m and _free(toks, used, m):
         _consume(toks, used, m.start(), m.end())
@@ -377,8 +386,15 @@ def _roles(
             )
         ):
             continue
-        if c.values and (not c.entries or c.how == "value"):
+        if c.values and (not c.entries or c.how == "value" or _beside_value(c, chosen, words)):
             negate = any(w in NEGATION for w in before[-2:])
+            previous = concepts[-1] if concepts else None
+            if (
+                before[-1:] in (["and"], ["or"], [","], ["nor"])
+                and previous is not None
+                and previous.role == "value"
+            ):
+                negate = negate or previous.negate  # "excluding returned and return pending"
             cands = []
             for v in c.values:
                 bonus = 0.05 if any(w in question_words for w in _title_words(v.entry) - {c.phrase}) else 0.0
@@ -534,6 +550,22 @@ def _share_measure(index: Index, toks: list[tuple[str, int, int]]) -> tuple[Entr
             if "share" in parts and rest and all(w in words for w in rest):
                 return e, {i for i, w in enumerate(words) if w in rest}
     return None
+
+
+def _beside_value(c: Candidate, chosen: list[Candidate], words: list[str]) -> bool:
+    """Is `c` listed with a value of the same dimension ('flagship vs standard stores')?"""
+    keys = {v.entry.key for v in c.values}
+    for other in chosen:
+        if other is c or not other.values or other.entries:
+            continue
+        between = words[min(c.end, other.end) : max(c.start, other.start)]
+        if (
+            len(between) <= 2
+            and set(between) <= {"vs", "versus", "and", "or", ",", "&"}
+            and keys & {v.entry.key for v in other.values}
+        ):
+            return True
+    return False
 
 
 def _segment_for(index: Index, phrase: str, negate: bool) -> list[tuple[Entry, float]]:

@@ -313,9 +313,24 @@ def _between(m: re.Match[str], today: date) -> Period | None:
     return Period(a.start, b.end)
 
 
+def _year_of(m: re.Match[str], today: date) -> int:
+    """The year written ('2025'), said ('last year'), or this year."""
+    if m.group("y"):
+        return int(m.group("y"))
+    return today.year + {"last": -1, "next": 1}.get(m.group("rel") or "", 0)
+
+
+def _season(m: re.Match[str], today: date) -> Period:
+    """Meteorological seasons of the northern hemisphere; winter 2025 is Dec 2025 to Feb 2026."""
+    year = _year_of(m, today)
+    start_month = {"spring": 3, "summer": 6, "autumn": 9, "fall": 9, "winter": 12}[m.group("season")]
+    start = date(year, start_month, 1)
+    return Period(start, _add_months(start, 3) - timedelta(days=1))
+
+
 def _holiday(m: re.Match[str], today: date) -> Period:
     """Fixed-date holidays, and Black Friday / Cyber Monday (after the 4th Thursday of November)."""
-    year = int(m.group("y")) if m.group("y") else today.year
+    year = _year_of(m, today)
     name = m.group("h").replace("'", "")
     fixed = {
         "new years day": (1, 1), "new years eve": (12, 31), "christmas eve": (12, 24), "christmas": (12, 25),
@@ -381,12 +396,17 @@ _RULES = [
     (r"\bso far this (?P<u>year|month|quarter|week)\b", _to_date),
     (rf"\b(?:in |over |during |for )?(?:the )?(?:last|past|previous|trailing|prior) {_NUM} {_UNIT}"
      r"(?P<incl> including today)?\b", _last_n),
+    (r"\b(?:on )?(?P<h>new year'?s day|new year'?s eve|christmas eve|christmas(?: day)?|boxing day"
+     r"|black friday|cyber monday|valentine'?s day)(?:\s+(?:of\s+)?" + _YEAR.format(n="y")
+     + r"|\s+(?P<rel>last|this|next) year)?\b", _holiday),
+    (r"\b(?:in |over |during |for |the )*(?P<season>spring|summer|autumn|fall|winter)(?:\s+(?:of\s+)?"
+     + _YEAR.format(n="y") + r"|\s+(?P<rel>last|this|next) year)?\b", _season),
+    (r"\b" + _MONTH.format(n="m") + r"(?=\s+(?:vs\.?|versus|against|compared\s+(?:to|with))\s)",
+     _month_alone),
+    (r"(?:(?<=\bvs )|(?<=\bvs\. )|(?<=versus )|(?<=against ))" + _MONTH.format(n="m") + r"\b", _month_alone),
     (r"\b(?:in |during |for |over )?(?:the )?(?P<rel>this|current|last|previous|past|prior) "
      r"(?P<unit>day|week|month|quarter|year)\b", _relative),
     (r"\b(?:today|yesterday)\b", _named_day),
-    (r"\b(?:on )?(?P<h>new year'?s day|new year'?s eve|christmas eve|christmas(?: day)?|boxing day"
-     r"|black friday|cyber monday|valentine'?s day)(?:\s+(?:of\s+)?" + _YEAR.format(n="y") + r")?\b",
-     _holiday),
     (r"\b(?:in |for |during )?(?:q(?P<q>[1-4])\s*(?:of\s+)?(?:" + _YEAR.format(n="y") + r")?"
      r"|(?P<ord>first|second|third|fourth|1st|2nd|3rd|4th) quarter(?: of)?(?: "
      + _YEAR.format(n="y2") + r")?)\b",
