@@ -401,9 +401,6 @@ _RULES = [
      + r"|\s+(?P<rel>last|this|next) year)?\b", _holiday),
     (r"\b(?:in |over |during |for |the )*(?P<season>spring|summer|autumn|fall|winter)(?:\s+(?:of\s+)?"
      + _YEAR.format(n="y") + r"|\s+(?P<rel>last|this|next) year)?\b", _season),
-    (r"\b" + _MONTH.format(n="m") + r"(?=\s+(?:vs\.?|versus|against|compared\s+(?:to|with))\s)",
-     _month_alone),
-    (r"(?:(?<=\bvs )|(?<=\bvs\. )|(?<=versus )|(?<=against ))" + _MONTH.format(n="m") + r"\b", _month_alone),
     (r"\b(?:in |during |for |over )?(?:the )?(?P<rel>this|current|last|previous|past|prior) "
      r"(?P<unit>day|week|month|quarter|year)\b", _relative),
     (r"\b(?:today|yesterday)\b", _named_day),
@@ -424,6 +421,10 @@ _RULES = [
      _month_year),
     (r"\b(?:in|during|for|of|since) " + _MONTH.format(n="m") + r"\b", _month_alone),
     (r"\b(?:in |for |during |of )?(?:the year )?" + _YEAR.format(n="y") + r"\b", _year),
+    # a month alone, compared with another: "March vs February"
+    (r"\b" + _MONTH.format(n="m") + r"(?=\s+(?:vs\.?|versus|against|compared\s+(?:to|with))\s)",
+     _month_alone),
+    (r"(?:(?<=\bvs )|(?<=\bvs\. )|(?<=versus )|(?<=against ))" + _MONTH.format(n="m") + r"\b", _month_alone),
 ]  # fmt: skip
 
 
