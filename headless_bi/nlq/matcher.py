@@ -165,6 +165,7 @@ def interpret(question: str, model: SemanticModel, index: Index, *, today: date)
     chosen = select(found)
     concepts = _merge_values(_roles(chosen, toks, count_cues, comparators, index, lowered), toks)
     concepts = [c for c in _aggregated(_qualifiers(concepts, index), toks, index) if c.cands]
+    concepts = _flag_qualifiers(concepts, toks)
     # a number is content when it is part of a name ("Customer#000000001"), not a count or a year
     named = {i for i in range(1, len(toks)) if toks[i - 1][0] == "#"}
     content = [
@@ -552,6 +553,23 @@ def _share_measure(index: Index, toks: list[tuple[str, int, int]]) -> tuple[Entr
     return None
 
 
+def _flag_qualifiers(concepts: list[Concept], toks: list[tuple[str, int, int]]) -> list[Concept]:
+    """'newsletter opt-in rate': a yes/no dimension right before a measure describes the measure;
+    'by newsletter opt-in' still breaks down."""
+    words = [t for t, _, _ in toks]
+    out = []
+    for i, c in enumerate(concepts):
+        nxt = concepts[i + 1] if i + 1 < len(concepts) else None
+        if (
+            c.role == "dimension" and c.cands[0][0].type == "boolean" and nxt is not None
+            and nxt.role == "measure" and nxt.start == c.end
+            and not set(words[max(0, c.start - 2) : c.start]) & BREAKDOWN
+        ):  # fmt: skip
+            continue
+        out.append(c)
+    return out
+
+
 def _beside_value(c: Candidate, chosen: list[Candidate], words: list[str]) -> bool:
     """Is `c` listed with a value of the same dimension ('flagship vs standard stores')?"""
     keys = {v.entry.key for v in c.values}
@@ -615,7 +633,19 @@ def _qualifiers(concepts: list[Concept], index: Index) -> list[Concept]:
 def _ranked_noun(words: list[str], start: int) -> bool:
     """'top 5 customers': the noun right after a rank cue is what is ranked."""
     window = words[max(0, start - 3) : start]
-    return any(w in ("top", "bottom", "best", "worst") for w in window) or bool(
+    cues = {
+        "top",
+        "bottom",
+        "best",
+        "worst",
+        "biggest",
+        "largest",
+        "highest",
+        "leading",
+        "lowest",
+        "smallest",
+    }
+    return any(w in cues for w in window) or bool(
         window and window[-1].isdigit() and len(window) > 1 and window[-2] in ("top", "bottom")
     )
 

@@ -8,6 +8,7 @@ _TOKEN = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|[a-z0-9]+(?:'[a-z]+)?|%|&|#|>
 STOPWORDS = frozenset(
     [
         ",",
+        "counting",
         "different",
         "distinct",
         "unique",
