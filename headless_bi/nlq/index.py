@@ -71,6 +71,9 @@ class Index:
     default_time: dict[str, str] = field(default_factory=dict)  # cube → its measures' time dimension
     sources: dict[str, str] = field(default_factory=dict)  # cube → its FROM (role-playing cubes share one)
     roots: dict[str, str] = field(default_factory=dict)  # view → the cube its rows are counted from
+    aliases: dict[str, frozenset[str]] = field(
+        default_factory=dict
+    )  # word → one-word names of the same member
 
     def entity(self, cube: str) -> Entry | None:
         return next((e for e in self.entries if e.kind == "entity" and e.cube == cube), None)
@@ -233,7 +236,20 @@ def build_index(model: SemanticModel, execute: Execute | None = None) -> Index:
     return Index(entries, dict(exact), values, phrases, vectors, list(values), _joins(model, entries),
                  dict(by_owner), many, _default_times(model),
                  {name: cube.source.sql() for name, cube in model.cubes.items()},
-                 _roots(model))  # fmt: skip
+                 _roots(model), _aliases(entries))  # fmt: skip
+
+
+def _aliases(entries: list[Entry]) -> dict[str, frozenset[str]]:
+    """One-word names of one member are interchangeable inside longer phrases: visits has the
+    synonym 'footfall', so 'average daily footfall' can be 'average daily visit'."""
+    out: dict[str, set[str]] = defaultdict(set)
+    for e in entries:
+        if e.kind == "entity":
+            continue
+        single = {p for p in e.phrases if " " not in p}
+        for word in single:
+            out[word] |= single - {word}
+    return {w: frozenset(a) for w, a in out.items() if a}
 
 
 def _roots(model: SemanticModel) -> dict[str, str]:

@@ -60,6 +60,10 @@ def lookup(index: Index, grams: list[tuple[int, int, str]]) -> list[Candidate]:
         if demonym is not None:  # "European nations", "German stores"
             found.append(Candidate(start, end, phrase, 0.95, "value", values=list(index.values[demonym])))
             continue
+        alias = _by_alias(index, phrase)
+        if alias is not None:  # "average daily footfall": footfall is the visits' own synonym
+            found.append(Candidate(start, end, phrase, 0.94, "alias", list(index.exact[alias])))
+            continue
         if any(w in STOPWORDS for w in phrase.split()):
             continue  # guesses only for phrases of content words: "customer by nation" is two things
         unexplained.append((start, end, phrase))
@@ -114,6 +118,19 @@ def demonyms(phrase: str) -> list[str]:
     if phrase.endswith("an"):
         out += [phrase[:-2], phrase[:-1], phrase + "y", phrase[:-2] + "y"]  # european, asian, german, italian
     return out
+
+
+def _by_alias(index: Index, phrase: str) -> str | None:
+    """A longer phrase that names a member once one word is swapped for another name of its member."""
+    words = phrase.split()
+    if len(words) < 2:
+        return None
+    for i, w in enumerate(words):
+        for other in sorted(index.aliases.get(w, ())):
+            swapped = " ".join([*words[:i], other, *words[i + 1 :]])
+            if swapped in index.exact:
+                return swapped
+    return None
 
 
 def end_len(gram: tuple[int, int, str]) -> int:

@@ -566,6 +566,18 @@ def _flag_qualifiers(concepts: list[Concept], toks: list[tuple[str, int, int]]) 
             and not set(words[max(0, c.start - 2) : c.start]) & BREAKDOWN
         ):  # fmt: skip
             continue
+        if (
+            c.role == "dimension"
+            and words[c.start - 1 : c.start] == ["per"]
+            and any(
+                x is not c and x.role in ("dimension", "time") and words[x.start - 1 : x.start] == ["by"]
+                for x in concepts
+            )  # a breakdown of its own elsewhere: "per store by region"
+            and any(
+                f"per {c.phrase}" in p for m in concepts if m.role == "measure" for p in m.cands[0][0].phrases
+            )
+        ):
+            continue  # "average daily visits per store": the measure's own "per store", not a breakdown
         out.append(c)
     return out
 

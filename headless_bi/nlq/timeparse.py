@@ -169,6 +169,8 @@ def _granularity(text: str, spec: TimeSpec, free: Callable, take: Callable) -> N
             take(m)
             spec.granularity = m.group("unit")
     for m in re.finditer(r"\b(" + "|".join(ADVERBS) + r")\b", text):
+        if re.search(r"\b(?:average|avg|mean)\s+$", text[: m.start()]):
+            continue  # "average daily footfall" names a measure, not a granularity
         if free(m) and spec.granularity is None:
             take(m)
             spec.granularity = ADVERBS[m.group(1)]
