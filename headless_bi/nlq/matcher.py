@@ -163,7 +163,8 @@ def interpret(question: str, model: SemanticModel, index: Index, *, today: date)
         found.append(Candidate(at, at + 1, "share", 1.0, "exact", [share_measure[0]]))
         share = False
     chosen = select(found)
-    concepts = _merge_values(_roles(chosen, toks, count_cues, comparators, index, lowered), toks)
+    dated = spec.period is not None
+    concepts = _merge_values(_roles(chosen, toks, count_cues, comparators, index, lowered, dated), toks)
     concepts = [c for c in _aggregated(_qualifiers(concepts, index), toks, index) if c.cands]
     concepts = _flag_qualifiers(concepts, toks)
     # a number is content when it is part of a name ("Customer#000000001"), not a count or a year
@@ -362,7 +363,9 @@ def _roles(
     comparators: list[tuple[str, float, int, bool]],
     index: Index,
     lowered: str,
+    dated: bool = False,
 ) -> list[Concept]:
+    """`dated`: the question names a period (then "buyers last month" are the period's buyers)."""
     words = [t for t, _, _ in toks]
     question_words = {word(w) for w in words}
     concepts: list[Concept] = []
@@ -498,7 +501,7 @@ def _roles(
                 or ("measure" in kinds and "dimension" not in kinds)
             ):
                 distinct = bool(set(before[-2:]) & DISTINCT)
-                cands = _as_measure(c, index, prefer_count=counted, distinct=distinct)
+                cands = _as_measure(c, index, prefer_count=counted, distinct=distinct, dated=dated)
                 concepts.append(Concept("measure", cands, c.phrase, c.start, c.end))
                 continue
             dims = _as_dimension(c, index)
@@ -695,7 +698,7 @@ def _dedupe(cands: list[tuple[Entry, float]]) -> list[tuple[Entry, float]]:
 
 
 def _as_measure(
-    c: Candidate, index: Index, prefer_count: bool = False, distinct: bool = False
+    c: Candidate, index: Index, prefer_count: bool = False, distinct: bool = False, dated: bool = False
 ) -> list[tuple[Entry, float]]:
     out = [(e, c.score) for e in c.entries if e.kind == "measure"]
     for e in c.entries:
@@ -704,8 +707,10 @@ def _as_measure(
             if count is not None:
                 # "customers" counts the customers cube rather than another cube's distinct count;
                 # "footfall" (a store-traffic synonym) is still the visits measure, not a row count
+                # with a period, "buyers last month" are those who bought then (a distinct count of
+                # an event cube), not customers who signed up then
                 only_counts = all(x.type in ("count", "count_distinct") for x, _ in out)
-                out.append((count, c.score + (0.005 if only_counts else -0.01)))
+                out.append((count, c.score + (0.005 if only_counts and not (dated and out) else -0.01)))
     if prefer_count:
         out = [(e, s + (0.02 if e.type in ("count", "count_distinct") else 0)) for e, s in out]
     if distinct:  # "different customers", "unique buyers"
