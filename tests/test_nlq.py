@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from headless_bi.nlq.answer import CONFIDENT, ask
-from headless_bi.nlq.evaluate import evaluate, load_question_set
+from headless_bi.nlq.evaluate import Report, evaluate, load_question_set
 from headless_bi.nlq.narrative import fmt
 from headless_bi.nlq.restate import restate
 from headless_bi.nlq.timeparse import parse_time
@@ -37,8 +37,9 @@ DEMO = ROOT / "semantic_models" / "demo"
 TODAY = date(2026, 12, 4)
 # Execution accuracy the built-in matcher reaches on each question set (see the closing note of the
 # issue); a change that lowers it fails here rather than going unnoticed.
-MIN_EXECUTION = {"demo": 0.92, "tpch": 0.88, "jaffle_shop": 0.90}
-MIN_HELD_OUT = 0.84
+MIN_EXECUTION = {"demo": 0.94, "tpch": 0.88, "jaffle_shop": 0.92}
+MIN_DEV = 0.92  # tests/nlq_questions/dev: written late, looked at while tuning
+MIN_HELD_OUT = 0.87
 
 
 @pytest.fixture(scope="module")
@@ -240,6 +241,16 @@ def test_question_set_accuracy(stem: str, question_warehouses: dict[str, DuckDBW
     assert report.rate("executed") >= MIN_EXECUTION[stem], report.summary()
     # a miss is answered with alternatives, a question back or low confidence: never as a sure number
     assert not report.confident_misses, report.summary()
+
+
+def test_dev_set_accuracy(question_warehouses: dict[str, DuckDBWarehouse]) -> None:
+    outcomes = []
+    for stem in sorted(MIN_EXECUTION):
+        path = QUESTIONS / "dev" / f"{stem}.yaml"
+        outcomes += evaluate(load_question_set(path, ROOT), question_warehouses[stem]).outcomes
+    report = Report(outcomes)
+    print(f"\n== dev\n{report.summary()}")
+    assert report.rate("executed") >= MIN_DEV and not report.confident_misses, report.summary()
 
 
 def test_held_out_accuracy(question_warehouses: dict[str, DuckDBWarehouse]) -> None:
