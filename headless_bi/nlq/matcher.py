@@ -8,62 +8,31 @@ are kept, each gets a role from its context, and the members are placed on one o
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from headless_bi.errors import HeadlessBIError, QueryError
+from headless_bi.errors import HeadlessBIError
+from headless_bi.nlq.cues import (
+    COMPARATOR,
+    COUNT,
+    HAVE,
+    SHARE,
+    Rank,
+    consume,
+    find_comparators,
+    find_rank,
+    find_sort,
+    token_at,
+)
 from headless_bi.nlq.index import Entry, Index
 from headless_bi.nlq.lexical import GENERIC, Candidate, lookup
 from headless_bi.nlq.restate import restate
-from headless_bi.nlq.text import STOPWORDS, humanize, norm, singular, tokens, word
-from headless_bi.nlq.timeparse import NUMBER_WORDS, TimeSpec, parse_time
+from headless_bi.nlq.text import STOPWORDS, humanize, norm, tokens, word
+from headless_bi.nlq.timeparse import TimeSpec, parse_time
 from headless_bi.semantic.model import Dimension, SemanticModel
 from headless_bi.semantic.query import parse_query
 
-_N = r"(\d{1,3}(?:,\d{3})+|\d+|" + "|".join(k for k in NUMBER_WORDS if k != "a") + r")"
-RANK = re.compile(
-    r"\b(?<!at )(?P<dir>top|best|highest|largest|biggest|leading|bottom|worst|lowest|smallest|least|most)\s+"
-    + _N
-    + r"\b"
-)
-FIRST = re.compile(
-    r"\b(?P<dir>most|largest|highest|biggest|best|least|lowest|smallest|fewest|worst)"
-    r"(?: first| to (?:largest|highest|most|smallest|lowest|least))\b"
-)
-WHICH = re.compile(
-    r"\b(?:which|what)\b(?P<what>[^?]*?)\b(?:ha[sd]|had|with|sold|made|got|generated|brought|is|was)?\s*"
-    r"(?:the\s+)?(?P<dir>most|highest|largest|biggest|best|top|lowest|least|fewest|smallest|worst)\b"
-)
-SUPERLATIVE = re.compile(
-    r"\b(?:the\s+)?(?<!at )(?P<dir>most|highest|largest|biggest|lowest|least|fewest|smallest|best|worst)\b"
-)
-COMPARATOR = re.compile(
-    r"(?P<op>more than|greater than|bigger than|higher than|over|above|at least|exceed(?:s|ed|ing)?|"
-    r"less than|fewer than|smaller than|lower than|under|below|at most|>=|<=|>|<)\s*\$?\s*"
-    r"(?P<num>\d[\d,]*(?:\.\d+)?|half an?|an?|one|two|three|four|five|six|seven|eight|nine|ten)\s*"
-    r"(?:(?P<mult>k|m|bn|thousand|million|billion)\b|(?P<pct>%|percent\b|pct\b))?"
-)
-SPELLED = {
-    "half a": 0.5, "half an": 0.5, "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
-    "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
-}  # fmt: skip
-OPERATORS = {
-    "more than": "gt", "greater than": "gt", "bigger than": "gt", "higher than": "gt", "over": "gt",
-    "above": "gt", "exceeding": "gt", ">": "gt", "at least": "gte", ">=": "gte", "less than": "lt",
-    "fewer than": "lt", "smaller than": "lt", "lower than": "lt", "under": "lt", "below": "lt",
-    "<": "lt", "at most": "lte", "<=": "lte", "exceed": "gt", "exceeds": "gt", "exceeded": "gt",
-}  # fmt: skip
-SORT = re.compile(r"\b(?:sorted|ordered|ranked|sort|rank)\s+(?:them\s+)?by\b|\bin order of\b")
-ASCENDING = re.compile(r"\b(ascending|asc|lowest first|smallest first|increasing)\b")
-SHARE = re.compile(
-    r"(?:\bshare of total|\bshare of|\bpercentage of|\bpercent of|\bproportion of|%\s*of|\bsplit of"
-    r"|\bmix of|\baccount(?:s|ed)? for)\b"
-)
-ALPHABETICAL = re.compile(
-    r"\b(?:sorted |ordered |listed )?(?:alphabetically|in alphabetical order|a to z|a-z)\b"
-)
 # Verbs that read like a status value: "orders were placed on 1 Jan" is not status = placed.
 AGGREGATE_WORDS = {
     "average": ("avg",), "avg": ("avg",), "mean": ("avg",), "total": ("sum",), "sum": ("sum",),
@@ -71,12 +40,6 @@ AGGREGATE_WORDS = {
 }  # fmt: skip
 AMOUNT_WORDS = {"total", "value", "amount", "sum", "worth", "size", "average", "avg", "mean"}
 QUALIFYING = {"from", "on", "for", "of", "in", "among", "excluding", "without", "except", "counting"}
-# "ten biggest customers", "5 worst stores": the count before the superlative
-RANK_AFTER = re.compile(
-    r"\b(?P<n>\d{1,3}(?:,\d{3})+|\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty)"
-    r"\s+(?P<dir>biggest|largest|best|top|highest|leading|worst|lowest|smallest|bottom)\b"
-)
-HAVE = re.compile(r"\b(?:which|what)\s+(?:\w+\s+){1,3}?(?:have|has|had)\b")
 CREATION_VERBS = {"placed", "made", "created", "submitted", "received"}
 TIME_WORDS = {
     "on",
@@ -92,11 +55,9 @@ TIME_WORDS = {
     "yesterday",
     "today",
 }
-COUNT = re.compile(r"\b(how many|number of|count of|# of|count)\b")
 BREAKDOWN = {"by", "per", "each", "every", "across", "which", "what"}
 NEGATION = {"not", "excluding", "except", "without", "exclude", "non", "no"}
 DISTINCT = {"different", "distinct", "unique", "individual"}
-DESCENDING_WORDS = {"top", "best", "highest", "largest", "biggest", "leading", "most"}
 
 
 @dataclass
@@ -140,16 +101,16 @@ def interpret(question: str, model: SemanticModel, index: Index, *, today: date)
     used = [False] * len(toks)  # consumed by time expressions or cue phrases
     spec = parse_time(COMPARATOR.sub(lambda m: " " * len(m.group(0)), lowered), today)
     for a, b in spec.spans:
-        _consume(toks, used, a, b)
-    comparators = _comparators(lowered, toks, used)
-    rank = _rank(lowered, toks, used)
-    sort_at = _sort(lowered, toks, used)
+        consume(toks, used, a, b)
+    comparators = find_comparators(lowered, toks, used)
+    rank = find_rank(lowered, toks, used)
+    sort_at = find_sort(lowered, toks, used)
     share = bool(SHARE.search(lowered))
     share_measure = _share_measure(index, toks) if share else None
     if share:
         for m in SHARE.finditer(lowered):
-            _consume(toks, used, m.start(), m.end())
-    count_cues = [_tok_at(toks, m.start()) for m in COUNT.finditer(lowered)]
+            consume(toks, used, m.start(), m.end())
+    count_cues = [token_at(toks, m.start()) for m in COUNT.finditer(lowered)]
     grams = _grams(toks, used, index)
     proper = {i for i, (_, start, _) in enumerate(toks) if start > 0 and question[start].isupper()}
     found = [
@@ -179,123 +140,6 @@ def interpret(question: str, model: SemanticModel, index: Index, *, today: date)
     return _build(
         question, model, index, spec, concepts, rank, sort_at, share, unmatched, content, toks, guessed
     )
-
-
-# --- cues ------------------------------------------------------------------------------------
-
-
-def _consume(toks: list[tuple[str, int, int]], used: list[bool], a: int, b: int) -> None:
-    for i, (_, s, e) in enumerate(toks):
-        if s < b and e > a:
-            used[i] = True
-
-
-def _tok_at(toks: list[tuple[str, int, int]], pos: int) -> int:
-    return next((i for i, (_, s, e) in enumerate(toks) if s <= pos < e or s >= pos), len(toks))
-
-
-def _number(text: str) -> int:
-    """'5', '1,000', 'ten' → the rank's row count; 0 or an absurd count is refused, not ignored."""
-    digits = text.replace(",", "")
-    n = int(digits) if digits.isdigit() else NUMBER_WORDS[text]
-    if not 0 < n <= 1_000_000:
-        raise QueryError(
-            f"'{text}' rows cannot be ranked: ask for 1 to 1,000,000", member="question", value=text
-        )
-    return n
-
-
-@dataclass
-class Rank:
-    descending: bool
-    limit: int | None
-    at: int  # token index of the cue
-
-
-def _rank(lowered: str, toks: list[tuple[str, int, int]], used: list[bool]) -> Rank | None:
-    """'top 5', 'which 3 stores ... lowest', 'the worst category' (one), 'most first' (sort only)."""
-    m = RANK.search(lowered)
-    if m and _free(toks, used, m):
-        _consume(toks, used, m.start(), m.end())
-        return Rank(m.group("dir") in DESCENDING_WORDS, _number(m.group(2)), _tok_at(toks, m.start()))
-    m = RANK_AFTER.search(lowered)
-    if m and _free(toks, used, m):
-        _consume(toks, used, m.start(), m.end())
-        return Rank(m.group("dir") in DESCENDING_WORDS, _number(m.group("n")), _tok_at(toks, m.start()))
-    m = FIRST.search(lowered)
-    if m and _free(toks, used, m):
-        _consume(toks, used, m.start(), m.end())
-        return Rank(m.group("dir") in DESCENDING_WORDS, None, _tok_at(toks, m.start()))
-    m = WHICH.search(lowered)
-    if m and _free(toks, used, m, m.start("dir")):
-        _consume(toks, used, m.start("dir"), m.end())
-        count = re.search(r"\b" + _N + r"\b", m.group("what"))
-        limit = _number(count.group(1)) if count else (1 if _singular_noun(m.group("what")) else None)
-        if count:
-            _consume(toks, used, m.start("what") + count.start(), m.start("what") + count.end())
-        return Rank(m.group("dir") in DESCENDING_WORDS, limit, _tok_at(toks, m.start()))
-    m = SUPERLATIVE.search(lowered)
-    if m and _free(toks, used, m):
-        _consume(toks, used, m.start(), m.end())
-        after = lowered[m.end() :]
-        return Rank(
-            m.group("dir") in DESCENDING_WORDS, 1 if _singular_noun(after) else None, _tok_at(toks, m.start())
-        )
-    return None
-
-
-def _free(
-    toks: list[tuple[str, int, int]], used: list[bool], m: re.Match[str], start: int | None = None
-) -> bool:
-    a = m.start() if start is None else start
-    return not any(used[i] for i, (_, s, e) in enumerate(toks) if s < m.end() and e > a)
-
-
-def _singular_noun(text: str) -> bool:
-    """Is the first content word of `text` a singular noun ('store' yes, 'stores' no)?"""
-    for t, _, _ in tokens(text):
-        if t in STOPWORDS or t.isdigit():
-            continue
-        return singular(t) == t and not t.endswith("s")
-    return False
-
-
-def _comparators(
-    lowered: str, toks: list[tuple[str, int, int]], used: list[bool]
-) -> list[tuple[str, float, int, bool]]:
-    """(operator, number, token index of the number) for 'over 1000', 'more than 5', '> 2k'."""
-    out = []
-    for m in COMPARATOR.finditer(lowered):
-        if any(used[i] for i, (_, s, e) in enumerate(toks) if s < m.end() and e > m.start()):
-            continue
-        num = m.group("num")
-        if num in SPELLED and not m.group("mult"):
-            continue  # "more than a few", "over one": no number without "thousand", "million"
-        value = SPELLED[num] if num in SPELLED else float(num.replace(",", ""))
-        value *= {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6, "bn": 1e9, "billion": 1e9}.get(
-            m.group("mult") or "", 1
-        )
-        if m.group("pct"):
-            value /= 100  # percent members hold fractions (0.2 = 20%)
-        _consume(toks, used, m.start(), m.end())
-        out.append((OPERATORS[m.group("op")], value, _tok_at(toks, m.start("num")), bool(m.group("pct"))))
-    return out
-
-
-def _sort(lowered: str, toks: list[tuple[str, int, int]], used: list[bool]) -> tuple[int, bool] | None:
-    """(token index of what is sorted by, descending); index -1: the first breakdown (alphabetical)."""
-    alpha = ALPHABETICAL.search(lowered)
-    if alpha:
-        _consume(toks, used, alpha.start(), alpha.end())
-        return -1, False
-    m = SORT.search(lowered)
-    if not m:
-        return None
-    _consume(toks, used, m.start(), m.end())
-    asc = ASCENDING.search(lowered)
-    if asc:
-        _consume(toks, used, asc.start(), asc.end())
-    return _tok_at(toks, m.end()), not asc
 
 
 # --- phrases ---------------------------------------------------------------------------------
