@@ -77,3 +77,13 @@ def demo_duckdb(tmp_path_factory: pytest.TempPathFactory) -> str:
     path = str(tmp_path_factory.mktemp("demo") / "demo.duckdb")
     generate_demo_data(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def demo_wh(demo_duckdb: str) -> Iterator[Any]:
+    """The demo warehouse opened read-only, as the service opens it."""
+    from headless_bi.warehouse.duckdb_warehouse import DuckDBWarehouse
+
+    wh = DuckDBWarehouse(demo_duckdb, read_only=True)
+    yield wh
+    wh.close()

@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -40,13 +39,6 @@ TODAY = date(2026, 12, 4)
 MIN_EXECUTION = {"demo": 0.94, "tpch": 0.88, "jaffle_shop": 0.92}
 MIN_DEV = 0.92  # tests/nlq_questions/dev: written late, looked at while tuning
 MIN_HELD_OUT = 0.87
-
-
-@pytest.fixture(scope="module")
-def demo_wh(demo_duckdb: str) -> Iterator[DuckDBWarehouse]:
-    wh = DuckDBWarehouse(demo_duckdb, read_only=True)
-    yield wh
-    wh.close()
 
 
 @pytest.fixture(scope="module")

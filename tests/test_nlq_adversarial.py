@@ -18,7 +18,6 @@ import json
 import random
 import string
 import time
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -64,13 +63,6 @@ REVENUE_SQL = (
 
 
 # --- fixtures and helpers ---------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def demo_wh(demo_duckdb: str) -> Iterator[DuckDBWarehouse]:
-    wh = DuckDBWarehouse(demo_duckdb, read_only=True)
-    yield wh
-    wh.close()
 
 
 @pytest.fixture(scope="module")
