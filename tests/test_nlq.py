@@ -319,14 +319,22 @@ class FixedProposer:
 
     name = "fixed"
 
-    def __init__(self, query: dict[str, Any]) -> None:
+    def __init__(self, query: dict[str, Any], extras: bool = False) -> None:
         self.query = query
+        self.extras = extras
 
     def propose(self, question: str, grounding: Any) -> Any:
         from headless_bi.nlq.matcher import Interpretation
 
         assert {m["path"] for m in grounding.catalog()}  # it is given the caller's catalog
-        return Interpretation(question, self.query, restatement="", confidence=0.9)
+        got = Interpretation(question, self.query, restatement="", confidence=0.9)
+        if self.extras:  # a model that knows more than the caller may see
+            got.alternatives = [
+                {"query": {"measures": ["sales.gross_margin"]}, "restatement": "Gross margin"},
+                {"clarification": "Which?", "suggestions": ["sales.gross_margin", "sales.revenue"]},
+            ]
+            got.titles = {"sales.gross_margin": "Gross Margin"}
+        return got
 
 
 def test_plugged_in_proposer_is_used_and_checked(views_only: Any, demo_wh: DuckDBWarehouse) -> None:
@@ -349,6 +357,12 @@ def test_plugged_in_proposer_is_used_and_checked(views_only: Any, demo_wh: DuckD
               context_key=viewer.policy_key, proposer=hidden)  # fmt: skip
     assert got.proposer == "matcher" and got.query["measures"] == ["sales.revenue"]
     assert "gross_margin" not in json.dumps(got.to_json_dict(include_sql=True))
+    # its other readings, suggestions and titles are checked too
+    leaky = FixedProposer({"measures": ["sales.revenue"]}, extras=True)
+    got = ask("revenue", model=governed, execute=as_viewer, probe=as_viewer, today=TODAY,
+              context_key=viewer.policy_key, proposer=leaky)  # fmt: skip
+    assert got.proposer == "fixed" and "gross_margin" not in json.dumps(got.to_json_dict(include_sql=True))
+    assert got.alternatives == [{"clarification": "Which?", "suggestions": ["sales.revenue"]}]
 
 
 def test_proposer_setting_loads_a_factory() -> None:

@@ -96,6 +96,7 @@ def ask(
             log.info("proposer %s gave an invalid query; using the built-in matcher", proposer.name)
             proposal = MatcherProposer().propose(question, grounding)
             proposer = MatcherProposer()
+    _keep_visible(proposal, grounding)
     if proposal.query is None:
         clarification = next(
             (a["clarification"] for a in proposal.alternatives if "clarification" in a), None
@@ -136,6 +137,21 @@ def ask(
         sql=result.sql,
         proposer=proposer.name,
     )
+
+
+def _keep_visible(proposal: Interpretation, grounding: Grounding) -> None:
+    """Whatever a proposer returns besides its query (other readings, suggestions, titles) names only
+    members the caller may see: a plugged-in model's extras are checked like its query."""
+    visible = {e.path for e in grounding.index.entries}
+    kept = []
+    for alt in proposal.alternatives:
+        if "query" in alt and not _valid(grounding.model, alt["query"]):
+            continue
+        if "suggestions" in alt:
+            alt = {**alt, "suggestions": [p for p in alt["suggestions"] if p in visible]}
+        kept.append(alt)
+    proposal.alternatives = kept
+    proposal.titles = {k: v for k, v in proposal.titles.items() if k in visible}
 
 
 def _additive(grounding: Grounding) -> frozenset[str]:
