@@ -423,6 +423,17 @@ def test_admin_ui_session_cookie_is_accepted(service: Any) -> None:
     response = client.post("/graphql", json=TYPENAME)
     assert response.status_code == 200, response.text
     assert seen[-1].user == "lena" and seen[-1].auth == "session"
+    # cross-site protection: a cookie-only GET (a link on another site) runs nothing...
+    linked = client.get(
+        "/graphql", params={"query": "{ __typename }"}, headers={"accept": "application/json"}
+    )
+    assert linked.status_code == 401 and "cross-site" in linked.json()["errors"][0]["message"]
+    # ...while the same GET from the UI's own scripts (X-Requested-With) is served
+    own = client.get(
+        "/graphql", params={"query": "{ __typename }"},
+        headers={"accept": "application/json", "x-requested-with": "XMLHttpRequest"},
+    )  # fmt: skip
+    assert own.status_code == 200, own.text
     client.cookies.set("session", _session_serializer("another-secret-0123456789").dumps({"_user_id": "1"}))
     assert client.post("/graphql", json=TYPENAME).status_code == 401  # forged
     client.cookies.set("session", _session_serializer(SECRET).dumps({"csrf_token": "x"}))

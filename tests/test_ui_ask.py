@@ -423,7 +423,12 @@ def test_session_cookie_requests_that_a_foreign_page_could_send_are_refused(serv
     as_text = client.post("/graphql", content=body, headers={"content-type": "text/plain"})
     assert as_text.status_code == 415
     assert client.post("/graphql", data={"query": query}).status_code == 415
-    mutation = client.get("/graphql", params={"query": "mutation { reloadModels { version } }"})
+    # a link or <img> on another site: a cookie-only GET runs nothing, not even a query
+    linked = client.get("/graphql", params={"query": query}, headers={"accept": "application/json"})
+    assert linked.status_code == 401 and "cross-site" in linked.text
+    # the page's own scripts may GET queries, never mutations
+    own = {"accept": "application/json", "x-requested-with": "XMLHttpRequest"}
+    mutation = client.get("/graphql", params={"query": "mutation { reloadModels { version } }"}, headers=own)
     assert mutation.status_code == 400 and "not allowed" in mutation.text
     client.close()
 

@@ -32,7 +32,7 @@ from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWS
 
 from headless_bi.errors import UNAUTHENTICATED, AuthenticationError
 from headless_bi.runtime import Runtime
-from headless_bi.security.authenticate import Authenticator, authenticator_for
+from headless_bi.security.authenticate import SESSION_COOKIE, Authenticator, authenticator_for
 from headless_bi.security.context import SecurityContext
 from headless_bi.server.graphiql import local_html
 from headless_bi.server.responses import error_response
@@ -153,6 +153,7 @@ class GraphQLView(GraphQL):
             except AuthenticationError:
                 security = _PENDING  # only the page is served: no operation runs on this context
         else:
+            _refuse_cross_site(request)
             security = self.authenticator.authenticate(request.headers, request.cookies)
         return self._make_context(
             self._runtime,
@@ -208,6 +209,23 @@ class GraphQLView(GraphQL):
         if not isinstance(parsed, dict | list):
             raise HTTPException(400, "The request body must be a JSON object (or a list of them).")
         return parsed
+
+
+def _refuse_cross_site(request: Request) -> None:
+    """A request signed in only by the UI's session cookie must show it was not sent by another site:
+    a JSON POST (no site can send one cross-origin without a CORS grant, and none is given) or an
+    `X-Requested-With` header. A link to `/graphql?query=...` on another site then runs nothing."""
+    headers = request.headers
+    if "authorization" in headers or "x-api-key" in headers or SESSION_COOKIE not in request.cookies:
+        return
+    if request.method == "POST" and headers.get("content-type", "").startswith("application/json"):
+        return
+    if headers.get("x-requested-with"):
+        return
+    raise AuthenticationError(
+        "a request signed in by the UI's session cookie must be a JSON POST or carry an "
+        "X-Requested-With header (protection against cross-site requests)"
+    )
 
 
 def _is_ide_page(request: Request) -> bool:
