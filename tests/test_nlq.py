@@ -38,7 +38,7 @@ TODAY = date(2026, 12, 4)
 # issue); a change that lowers it fails here rather than going unnoticed.
 MIN_EXECUTION = {"demo": 0.94, "tpch": 0.88, "jaffle_shop": 0.92}
 MIN_DEV = 0.92  # tests/nlq_questions/dev: written late, looked at while tuning
-MIN_HELD_OUT = 0.87
+MIN_HELD_OUT = 0.90
 
 
 @pytest.fixture(scope="module")
@@ -246,10 +246,10 @@ def test_dev_set_accuracy(question_warehouses: dict[str, DuckDBWarehouse]) -> No
 
 
 def test_held_out_accuracy(question_warehouses: dict[str, DuckDBWarehouse]) -> None:
-    """150 questions written after the matcher was tuned, by people who never saw it: how well it
+    """227 questions written after the matcher was tuned, by people who never saw it: how well it
     generalises. Only the overall rate is asserted; the sets are not for tuning (see their READMEs)."""
     outcomes = []
-    for folder in ("holdout", "holdout2"):
+    for folder in ("holdout", "holdout2", "holdout3"):
         for stem in sorted(MIN_EXECUTION):
             path = QUESTIONS / folder / f"{stem}.yaml"
             outcomes += evaluate(load_question_set(path, ROOT), question_warehouses[stem]).outcomes

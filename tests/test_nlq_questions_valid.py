@@ -5,7 +5,7 @@ Each file holds questions over one model with the Cube query a careful analyst w
 expected query and every comparison query compiles and returns rows on its warehouse (the demo warehouse
 is generated, TPC-H and the jaffle shop are loaded from the shared data); and that every value an
 `equals` filter names exists in the data. The held-out sets (tests/nlq_questions/holdout/, ids `hdemo-`,
-`htpch-`, `hjaffle-`; tests/nlq_questions/holdout2/, ids `h2demo-`, `h2tpch-`, `h2jaffle-`) and the dev set
+`htpch-`, `hjaffle-`; holdout2/, ids `h2demo-`...; holdout3/, ids `h3demo-`...) and the dev set
 for tuning (tests/nlq_questions/dev/, ids `ddemo-`, `dtpch-`, `djaffle-`) get the same checks, except the
 mix minimums, which are the main set's.
 """
@@ -33,8 +33,9 @@ QUESTIONS = ROOT / "tests" / "nlq_questions"
 FILES = {"demo": "demo", "tpch": "tpch", "jaffle_shop": "jaffle"}  # file stem -> id prefix
 HOLDOUT = {f"holdout/{stem}": f"h{prefix}" for stem, prefix in FILES.items()}  # the held-out set
 HOLDOUT2 = {f"holdout2/{stem}": f"h2{prefix}" for stem, prefix in FILES.items()}  # the second held-out set
+HOLDOUT3 = {f"holdout3/{stem}": f"h3{prefix}" for stem, prefix in FILES.items()}  # the third held-out set
 DEV = {f"dev/{stem}": f"d{prefix}" for stem, prefix in FILES.items()}  # the dev set (for tuning)
-ALL_FILES = {**FILES, **HOLDOUT, **HOLDOUT2, **DEV}
+ALL_FILES = {**FILES, **HOLDOUT, **HOLDOUT2, **HOLDOUT3, **DEV}
 QUERY_KEYS = {"measures", "dimensions", "timeDimensions", "filters", "segments", "order", "limit", "offset"}
 TAGS = {
     "time-relative", "time-absolute", "granularity", "value-filter", "measure-filter", "top-n", "bottom-n",
@@ -101,6 +102,9 @@ def test_ids_unique_and_counts() -> None:
     holdout2 = all_questions(HOLDOUT2)
     assert len(holdout2) >= 60
     assert sum(q["expected"] == "clarify" for _, q in holdout2) >= 3
+    holdout3 = all_questions(HOLDOUT3)
+    assert len(holdout3) >= 70
+    assert sum(q["expected"] == "clarify" for _, q in holdout3) >= 5
     dev = all_questions(DEV)
     assert len(dev) >= 80
     assert sum(q["expected"] == "clarify" for _, q in dev) >= 3
