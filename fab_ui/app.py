@@ -18,8 +18,10 @@ from fab_ui.ask_view import AskView
 from fab_ui.audit_view import AuditLogView
 from fab_ui.bootstrap import bootstrap
 from fab_ui.config import flask_config
+from fab_ui.sessions import void_sessions_on_sign_out
 from fab_ui.views import CatalogView, HomeView, ModelProvider
 from headless_bi.runtime import Settings
+from headless_bi.security.store import IdentityStore
 
 __all__ = ["ModelProvider", "create_app"]
 
@@ -40,13 +42,15 @@ def create_app(
     app = Flask(__name__, static_folder=None)  # FAB serves its assets under /static/appbuilder
     app.config.update(flask_config(settings, Path(var_dir)))
     CSRFProtect(app)  # every form POST, not only FlaskForms; FAB exempts its JSON APIs
+    store = IdentityStore(settings.metadata_url)
     db = get_sqla_class()()  # FAB 5's SQLAlchemy subclass for the installed Flask-SQLAlchemy
     with app.app_context():
         db.init_app(app)
         appbuilder = AppBuilder(indexview=HomeView)
         appbuilder.init_app(app, db.session)
         appbuilder.add_view(AskView, "Ask", icon="fa-comments")
-        appbuilder.add_view(CatalogView(model_provider), "Catalog", icon="fa-book")
+        appbuilder.add_view(CatalogView(model_provider, store), "Catalog", icon="fa-book")
         appbuilder.add_view(AuditLogView, "Audit log", icon="fa-history", category="Security")
         bootstrap(appbuilder)
+    void_sessions_on_sign_out(app, store)
     return app

@@ -6,8 +6,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask_appbuilder import BaseView, IndexView, expose, has_access
+from flask_login import current_user
 
-from headless_bi.semantic.model import Dimension, Measure, SemanticModel
+from headless_bi.security.context import SecurityContext
+from headless_bi.security.govern import govern
+from headless_bi.security.store import IdentityStore
+from headless_bi.semantic.catalog import members, owners
+from headless_bi.semantic.model import Cube, SemanticModel
 
 ModelProvider = Callable[[], SemanticModel | None]
 
@@ -29,42 +34,45 @@ class CatalogEntry:
 
 
 def catalog_entries(model: SemanticModel | None) -> list[CatalogEntry]:
-    """Public cubes and views, as the API exposes them (non-public ones stay hidden)."""
+    """Cubes and views as `meta` lists them for the model (governed for the viewer: only what the
+    viewer's policies let them use, with those members counted)."""
     if model is None:
         return []
-    entries = [
-        CatalogEntry(
-            "cube", cube.name, cube.title, cube.description or "",
-            sum(m.public for m in cube.measures.values()), sum(d.public for d in cube.dimensions.values()),
-        )
-        for cube in model.cubes.values()
-        if cube.public
-    ]
-    for view in model.views.values():
-        if view.public:
-            targets = [member.target for member in view.members.values()]
-            entries.append(CatalogEntry(
-                "view", view.name, view.title, view.description or "",
-                sum(isinstance(t, Measure) for t in targets), sum(isinstance(t, Dimension) for t in targets),
-            ))
+    entries = []
+    for owner in owners(model):
+        visible = members(model, owner)
+        entries.append(CatalogEntry(
+            "cube" if isinstance(owner, Cube) else "view", owner.name, owner.title, owner.description or "",
+            sum(v.kind == "measure" for v in visible), sum(v.kind == "dimension" for v in visible),
+        ))  # fmt: skip
     return sorted(entries, key=lambda e: (e.kind != "view", e.name))
 
 
 class CatalogView(BaseView):
-    """Lists the cubes and views of the running model; the full catalog browser comes later."""
+    """Lists the cubes and views of the running model that the signed-in user may use."""
 
     route_base = "/catalog"
     default_view = "list"
 
-    def __init__(self, model_provider: ModelProvider | None = None) -> None:
+    def __init__(self, model_provider: ModelProvider | None = None, store: IdentityStore | None = None):
         super().__init__()
         self.model_provider = model_provider
+        self.store = store
 
     @expose("/")
     @has_access
     def list(self) -> str:
         model = self.model_provider() if self.model_provider else None
+        if model is not None:
+            model = govern(model, self._viewer()).model
         return self.render_template(
             "fab_ui/catalog.html", entries=catalog_entries(model),
             model_version=model.version if model else None, has_model=model is not None,
         )
+
+    def _viewer(self) -> SecurityContext:
+        """The signed-in user's roles and attributes, read as the API reads them."""
+        user = self.store.get_user_by_id(int(current_user.id)) if self.store is not None else None
+        if user is None:  # no store (a bare UI in tests): FAB's roles, no attributes
+            return SecurityContext.create(current_user.username, [r.name for r in current_user.roles], {})
+        return SecurityContext.create(user.username, user.roles, user.attributes, auth="session")

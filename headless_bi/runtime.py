@@ -54,6 +54,7 @@ class Settings:
     anonymous_role: str = ""
     token_ttl_s: int = 3600  # default lifetime of bearer tokens from the login endpoint / `token`
     rate_limit_per_minute: int = 600  # queries per user and minute; 0 turns the limit off
+    login_attempts_per_minute: int = 10  # POST /auth/token tries per user name and minute (0: no limit)
     audit: bool = True  # write every query to the audit log table of the metadata DB
     result_cache_ttl_s: float = 10.0  # callers' results are reused this long (0: off); live polls never
     nlq_proposer: str = ""  # `module:factory` of a plugged-in question → query proposer (headless_bi.nlq)

@@ -26,6 +26,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
+from werkzeug.security import generate_password_hash
 
 from headless_bi import cli
 from headless_bi.errors import AuthenticationError
@@ -453,3 +454,26 @@ def test_logging_into_the_admin_ui_authenticates_graphql(service: Any) -> None:
     assert seen[-1].user == "admin" and seen[-1].auth == "session" and seen[-1].is_admin
     client.get("/logout/", follow_redirects=False)
     assert client.post("/graphql", json=TYPENAME).status_code == 401
+
+
+def test_a_token_dies_with_its_users_password(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'metadata.db'}"
+    store = IdentityStore(url)
+    store.add_user("otto", ["Admin"], password="pw")
+    authenticator = Authenticator(settings_for(url), cache_ttl_s=0.0)
+    token, _ = authenticator.issue("otto")
+    assert authenticator.authenticate(bearer(token)).roles == {"Admin"}
+    with Session(store.engine) as session:  # the admin leaves; a viewer later gets the same name
+        user = session.scalar(select(User).where(User.username == "otto"))
+        user.roles = []  # type: ignore[union-attr]
+        session.delete(user)
+        session.commit()
+    store.add_user("otto", ["Viewer"], password="pw2")
+    assert "predates the current password of user 'otto'" in refused(authenticator, bearer(token))
+    fresh, _ = authenticator.issue("otto")
+    assert authenticator.authenticate(bearer(fresh)).roles == {"Viewer"}
+    with Session(store.engine) as session:  # a changed password ends the tokens issued before it
+        user = session.scalar(select(User).where(User.username == "otto"))
+        user.password = generate_password_hash("pw3")  # type: ignore[union-attr]
+        session.commit()
+    assert "predates the current password" in refused(authenticator, bearer(fresh))

@@ -39,7 +39,7 @@ from headless_bi.warehouse.files import load_files
 
 SECURE_MODELS = Path(__file__).parent / "models" / "secure"
 TABLES = ("customer", "orders", "lineitem", "nation", "region")
-SECRET = "test-secret-key"  # what test_server.Server gives the service
+SECRET = "test-secret-key-0123456789-abcdefghij"  # what test_server.Server gives the service
 REGIONS = ("AFRICA", "AMERICA", "ASIA", "EUROPE", "MIDDLE EAST")
 # Public cubes without policies of their own; each reaches the `customer` cube (row filter: the
 # user's region; phone masked for analysts; name, acctbal hidden from viewers) another way.

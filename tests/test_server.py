@@ -125,7 +125,7 @@ class Server:
         environment = {k: v for k, v in os.environ.items() if not k.startswith("HBI_")}
         environment.update(
             HBI_METADATA_URL=f"sqlite:///{workdir}/metadata.db",
-            HBI_SECRET_KEY="test-secret-key",
+            HBI_SECRET_KEY="test-secret-key-0123456789-abcdefghij",
             HBI_ADMIN_PASSWORD=ADMIN_PASSWORD,
             HBI_LIVE_MIN_INTERVAL_S="0.1",
             HBI_ANONYMOUS_ROLE="Admin",  # these tests predate authentication; test_identity.py covers it

@@ -17,7 +17,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types.execution import ExecutionContext, ExecutionResult
 
 from headless_bi.graphql import resolvers
-from headless_bi.graphql.errors import ErrorCodes, log_errors, sanitize
+from headless_bi.graphql.errors import ErrorCodes, classify, log_errors, sanitize
 from headless_bi.graphql.limits import limit_extensions
 from headless_bi.graphql.typed_schema import TypedModel, build_typed_model, make_type
 from headless_bi.graphql.types import DATETIME_SCALAR, DateTime
@@ -30,18 +30,55 @@ _LOCK = threading.Lock()
 
 
 class HeadlessSchema(strawberry.Schema):
-    """Logs only unexpected errors (with traceback) and guarantees every error has a code."""
+    """Logs only unexpected errors (with traceback), audits refused requests and guarantees every
+    error has a code."""
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
         log_errors(errors)
+        _audit_refused(errors, execution_context)
 
     async def execute(self, *args: Any, **kwargs: Any) -> ExecutionResult:
         return _coded(await super().execute(*args, **kwargs))
 
     def execute_sync(self, *args: Any, **kwargs: Any) -> ExecutionResult:
         return _coded(super().execute_sync(*args, **kwargs))
+
+
+class _Refused(Exception):
+    """A request refused before any resolver ran, as the audit log records it."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def _audit_refused(errors: list[GraphQLError], execution_context: ExecutionContext | None) -> None:
+    """A request refused as a whole (unknown or hidden field, cost or depth limit, syntax) never
+    reaches a resolver, which audits queries: record it here, under its top-level fields' names, so
+    probing for members one may not see leaves a trace too."""
+    refused = [e for e in errors if e.path is None]
+    context = getattr(execution_context, "context", None)
+    if not refused or not isinstance(context, dict):
+        return
+    security, runtime = context.get("security"), context.get("runtime")
+    if security is None or runtime is None or security.auth == "local":
+        return
+    document = getattr(execution_context, "graphql_document", None)
+    fields = [
+        selection.name.value
+        for definition in getattr(document, "definitions", ())
+        for selection in getattr(getattr(definition, "selection_set", None), "selections", ())
+        if hasattr(selection, "name")
+    ]
+    code, message = classify(refused[0])
+    runtime.guard.record(
+        security,
+        ",".join(dict.fromkeys(fields)) or "graphql",
+        {"graphql": (execution_context.query or "")[:2000]},  # type: ignore[union-attr]
+        error=_Refused(code, message),
+    )
 
 
 def _coded(result: ExecutionResult) -> ExecutionResult:

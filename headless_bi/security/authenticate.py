@@ -132,7 +132,13 @@ class Authenticator:
             return self._api_key_context(credential)
         if looks_like_jwt(credential):
             claims = verify_token(credential, self.secret)
-            return self._context(self._user(claims.subject), auth="jwt")
+            user = self._user(claims.subject)
+            if claims.credential is not None and claims.credential != user.credential:
+                raise AuthenticationError(
+                    f"The bearer token predates the current password of user '{user.username}': "
+                    "request a new one."
+                )
+            return self._context(user, auth="jwt")
         raise AuthenticationError(
             "The bearer token is malformed: it is neither a JWT nor an API key (hbi_...)."
         )
@@ -163,9 +169,9 @@ class Authenticator:
 
     def issue(self, username: str, expires_in_s: float | None = None) -> tuple[str, int]:
         """`(token, lifetime_s)` for an existing active user; the lifetime defaults to `token_ttl_s`."""
-        self._user(username)
+        user = self._user(username)
         lifetime = int(expires_in_s or self.settings.token_ttl_s)
-        return issue_token(username, self.secret, expires_in_s=lifetime), lifetime
+        return issue_token(username, self.secret, expires_in_s=lifetime, credential=user.credential), lifetime
 
     def login(self, username: str, password: str, expires_in_s: float | None = None) -> tuple[str, int]:
         """A token for a correct name (or email) and password; slow on purpose (password hashing)."""
@@ -173,7 +179,8 @@ class Authenticator:
         if user is None:
             raise AuthenticationError("Invalid user name or password.")
         lifetime = int(expires_in_s or self.settings.token_ttl_s)
-        return issue_token(user.username, self.secret, expires_in_s=lifetime), lifetime
+        token = issue_token(user.username, self.secret, expires_in_s=lifetime, credential=user.credential)
+        return token, lifetime
 
     def clear_cache(self) -> None:
         self._users.clear()
@@ -211,16 +218,31 @@ class Authenticator:
     def _session_context(self, cookie: str) -> SecurityContext | None:
         """The user logged into the admin UI, or None for a cookie without a (valid) login in it."""
         try:
-            session = _session_serializer(self.secret).loads(cookie, max_age=SESSION_MAX_AGE_S)
+            session, signed_at = _session_serializer(self.secret).loads(
+                cookie, max_age=SESSION_MAX_AGE_S, return_timestamp=True
+            )
             user_id = int(session["_user_id"])
         except Exception:  # a foreign, stale or logged-out cookie is simply no credential
             return None
-        user = self._users.get(("id", user_id), lambda: self.store.get_user_by_id(user_id))
-        return self._context(_active(user, f"#{user_id}"), auth="session")
+        user = _active(
+            self._users.get(("id", user_id), lambda: self.store.get_user_by_id(user_id)), f"#{user_id}"
+        )
+        if session_void(user, signed_at):
+            return None  # a copy of a cookie from before the user signed out
+        return self._context(user, auth="session")
 
     @staticmethod
     def _context(user: UserRecord, *, auth: str, key_id: str | None = None) -> SecurityContext:
         return SecurityContext.create(user.username, user.roles, user.attributes, auth=auth, key_id=key_id)
+
+
+def session_void(user: UserRecord, signed_at: dt.datetime) -> bool:
+    """True for a UI session cookie signed before the user last signed out. Cookies carry whole
+    seconds, so one signed in the second of the sign-out is void too (sign in again)."""
+    if user.signed_out_at is None:
+        return False
+    signed = signed_at.astimezone(dt.UTC).replace(tzinfo=None)
+    return signed <= user.signed_out_at.replace(microsecond=0)
 
 
 def _active(user: UserRecord | None, name: str) -> UserRecord:

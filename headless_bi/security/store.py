@@ -25,7 +25,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from headless_bi.errors import BAD_QUERY, HeadlessBIError
 from headless_bi.security.metadata import metadata_engine
-from headless_bi.security.tokens import hash_secret, new_api_key, parse_api_key
+from headless_bi.security.tokens import hash_secret, new_api_key, parse_api_key, password_fingerprint
 
 REQUIRED_ROLES = ("Admin", "Analyst", "Viewer")
 AttributeValue = str | tuple[str, ...]
@@ -72,6 +72,17 @@ class StoredApiKey(Model):
     last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
 
 
+class UserSignOut(Model):
+    """When the user last signed out of the admin UI: session cookies signed before are void."""
+
+    __tablename__ = "hbi_user_sign_out"
+
+    user_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("ab_user.id", ondelete="CASCADE"), primary_key=True
+    )
+    signed_out_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False)  # naive UTC
+
+
 @dataclass(frozen=True)
 class UserRecord:
     id: int
@@ -80,6 +91,8 @@ class UserRecord:
     roles: frozenset[str]
     attributes: Mapping[str, AttributeValue]
     email: str = ""
+    signed_out_at: dt.datetime | None = None  # naive UTC; UI sessions signed before it are void
+    credential: str = ""  # `password_fingerprint` of the stored hash: tokens die with the password
 
 
 @dataclass(frozen=True)
@@ -255,6 +268,20 @@ class IdentityStore:
             session.commit()
             return record
 
+    def sign_out(self, user_id: int, when: dt.datetime | None = None) -> None:
+        """Void every admin UI session of the user signed before `when` (default: now)."""
+        when = when or utcnow()
+        with self._session() as session:
+            row = session.get(UserSignOut, user_id)
+            if row is None:
+                session.add(UserSignOut(user_id=user_id, signed_out_at=when))
+            else:
+                row.signed_out_at = when
+            try:
+                session.commit()
+            except IntegrityError:  # signed out twice at once: the other write stands
+                session.rollback()
+
     # --- API keys -------------------------------------------------------------------------------
 
     def create_api_key(self, name: str, username: str) -> tuple[ApiKeyRecord, str]:
@@ -347,7 +374,17 @@ def _record(session: Session, user: User) -> UserRecord:
     for row in rows:
         value = json.loads(row.value)
         attributes[row.name] = value if isinstance(value, str) else tuple(str(v) for v in value)
-    return UserRecord(user.id, user.username, bool(user.active), frozenset(roles), attributes, user.email)
+    signed_out = session.get(UserSignOut, user.id)
+    return UserRecord(
+        user.id,
+        user.username,
+        bool(user.active),
+        frozenset(roles),
+        attributes,
+        user.email,
+        signed_out.signed_out_at if signed_out is not None else None,
+        password_fingerprint(user.password),
+    )
 
 
 def _key_record(row: StoredApiKey, username: str) -> ApiKeyRecord:

@@ -41,17 +41,29 @@ class TokenClaims:
     issued_at: int
     expires_at: int
     token_id: str
+    credential: str | None = None  # fingerprint of the user's password hash when it was issued
 
 
-def issue_token(username: str, secret: str, *, expires_in_s: float, now: float | None = None) -> str:
-    """A signed token for `username` valid `expires_in_s` seconds from `now` (default: the clock)."""
+def issue_token(
+    username: str,
+    secret: str,
+    *,
+    expires_in_s: float,
+    now: float | None = None,
+    credential: str | None = None,
+) -> str:
+    """A signed token for `username` valid `expires_in_s` seconds from `now` (default: the clock).
+    With `credential` (the user's `password_fingerprint`) it dies with that password: a changed
+    password, or a new user given a deleted user's name, does not inherit it."""
     issued = int(time.time() if now is None else now)
-    claims = {
+    claims: dict[str, Any] = {
         "sub": username,
         "iat": issued,
         "exp": issued + max(1, int(expires_in_s)),
         "jti": secrets.token_hex(8),
     }
+    if credential is not None:
+        claims["pwf"] = credential
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
@@ -78,7 +90,15 @@ def verify_token(token: str, secret: str, *, leeway_s: float = 5.0) -> TokenClai
     subject = claims["sub"]
     if not isinstance(subject, str) or not subject:
         raise AuthenticationError(MSG_CLAIMS)
-    return TokenClaims(subject, int(claims["iat"]), int(claims["exp"]), str(claims["jti"]))
+    credential = claims.get("pwf")
+    if credential is not None and not isinstance(credential, str):
+        raise AuthenticationError(MSG_MALFORMED)
+    return TokenClaims(subject, int(claims["iat"]), int(claims["exp"]), str(claims["jti"]), credential)
+
+
+def password_fingerprint(password_hash: str | None) -> str:
+    """A short digest of a stored password hash: it changes with the password, reveals nothing."""
+    return hashlib.sha256((password_hash or "").encode()).hexdigest()[:16]
 
 
 def looks_like_jwt(text: str) -> bool:

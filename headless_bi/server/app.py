@@ -19,7 +19,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from headless_bi.runtime import Runtime, Settings
-from headless_bi.server.auth import login
+from headless_bi.server.auth import login, login_limiter
 from headless_bi.server.graphiql import ASSETS as GRAPHIQL_ASSETS
 from headless_bi.server.graphql_view import GraphQLView
 from headless_bi.server.health import Health
@@ -65,6 +65,7 @@ def create_app(
                 await asyncio.gather(watcher, return_exceptions=True)
             await runtime.live.aclose()
             health.close()
+            app.state.login_limiter.close()
             if owns_runtime:
                 runtime.close()
 
@@ -83,6 +84,7 @@ def create_app(
     )
     app.state.runtime = runtime
     app.state.schemas = schemas
+    app.state.login_limiter = login_limiter(settings)
     return app
 
 

@@ -7,6 +7,8 @@
   headers and the admin UI's session cookie, refused with 401 and a JSON error body; a WebSocket
   from its handshake headers, or from `Authorization` in the `connection_init` payload (browsers
   cannot set headers on WebSockets), refused by closing with 4401 (legacy protocol: connection_error).
+  Each later operation on the connection re-checks that identity (a revoked key closes it with 4401;
+  changed roles or attributes apply to the next operation).
   Only the GraphiQL page itself is served without credentials.
 - HTTP errors strawberry answers as plain text (bad JSON, unsupported content type, wrong method)
   become JSON error bodies; a JSON body that is not an object or a list is refused with 400 instead
@@ -15,6 +17,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from contextvars import ContextVar
 from typing import Any
 
@@ -27,8 +30,12 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.schema import BaseSchema
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage,
+    SubscribeMessage,
+)
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.types import StartMessage
 
 from headless_bi.errors import UNAUTHENTICATED, AuthenticationError
 from headless_bi.runtime import Runtime
@@ -75,9 +82,26 @@ class _TransportWSHandler(_CurrentSchemaMixin, BaseGraphQLTransportWSHandler):
                 return
         await super().handle_connection_init(message)
 
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        """Every operation on an open connection runs as the caller is now (roles, attributes, key
+        still valid), not as they were at connection_init: a revoked key closes the connection."""
+        if self.connection_acknowledged:
+            error = await self.view.refresh_ws_identity(self.context)
+            if error is not None:
+                await self.websocket.close(code=4401, reason=_close_reason(error))
+                return
+        await super().handle_subscribe(message)
+
 
 class _LegacyWSHandler(_CurrentSchemaMixin, BaseGraphQLWSHandler):
-    pass
+    async def handle_start(self, message: StartMessage) -> None:
+        """As `_TransportWSHandler.handle_subscribe`, for the legacy graphql-ws protocol."""
+        if self.context.get(_WS_AUTHENTICATED):
+            error = await self.view.refresh_ws_identity(self.context)
+            if error is not None:
+                await self.websocket.close(code=4401, reason=_close_reason(error))
+                return
+        await super().handle_start(message)
 
 
 class GraphQLView(GraphQL):
@@ -191,6 +215,28 @@ class GraphQLView(GraphQL):
         context.update(fresh)
         context["connection_params"] = params
         context[_WS_AUTHENTICATED] = True
+        return None
+
+    async def refresh_ws_identity(self, context: Any) -> str | None:
+        """Before each operation on a WebSocket: the connection's identity validated again (through
+        the authenticator's short cache) and the context rebuilt if roles or attributes changed;
+        returns why it is refused, else None."""
+        security: SecurityContext | None = context.get("security")
+        if security is None or security is _PENDING:
+            return None
+        try:
+            current = await asyncio.to_thread(self.authenticator.recheck, security)
+        except AuthenticationError as exc:
+            return exc.message
+        if current != security:
+            fresh = self._make_context(
+                self._runtime,
+                request=context["request"],
+                response=context.get("response"),
+                security=current,
+                recheck=self.authenticator.recheck,
+            )
+            context.update(fresh)
         return None
 
     async def on_ws_connect(self, context: Any) -> Any:
