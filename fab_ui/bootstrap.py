@@ -11,9 +11,22 @@ import os
 import secrets
 
 from flask_appbuilder import AppBuilder
+from flask_appbuilder.const import LOGMSG_WAR_SEC_NO_USER
 from flask_appbuilder.models.sqla import Model
 
 log = logging.getLogger(__name__)
+
+
+class _FirstStartNotice(logging.Filter):
+    """FAB warns 'No user yet created, use flask fab command' on an empty database, just before
+    `ensure_admin` creates the admin: on a first start that reads like a failure, so it is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != LOGMSG_WAR_SEC_NO_USER
+
+
+_NOTICE_FILTER = _FirstStartNotice()
+logging.getLogger("flask_appbuilder.security.sqla.manager").addFilter(_NOTICE_FILTER)
 
 ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD_ENV = "HBI_ADMIN_PASSWORD"
