@@ -36,9 +36,9 @@ DEMO = ROOT / "semantic_models" / "demo"
 TODAY = date(2026, 12, 4)
 # Execution accuracy the built-in matcher reaches on each question set (see the closing note of the
 # issue); a change that lowers it fails here rather than going unnoticed.
-MIN_EXECUTION = {"demo": 0.94, "tpch": 0.88, "jaffle_shop": 0.92}
+MIN_EXECUTION = {"demo": 0.96, "tpch": 0.92, "jaffle_shop": 0.94}
 MIN_DEV = 0.92  # tests/nlq_questions/dev: written late, looked at while tuning
-MIN_HELD_OUT = 0.90
+MIN_HELD_OUT = 0.91
 
 
 @pytest.fixture(scope="module")
@@ -224,6 +224,20 @@ def question_warehouses(
         load_files(files, path)
         out[stem] = DuckDBWarehouse(path, read_only=True)
     return out
+
+
+def test_items_worth_more_than_an_amount_each_filter_each_item(
+    question_warehouses: dict[str, DuckDBWarehouse],
+) -> None:
+    """'orders worth more than 400k each' filters single orders by their total, then counts them;
+    the number of orders is never compared with 400,000."""
+    model, warehouse = load_models(ROOT / "semantic_models" / "tpch"), question_warehouses["tpch"]
+    got = answer(model, warehouse, "how many orders were worth more than 400k each?")
+    assert got.query["measures"] == ["orders.count"]
+    by_order = {"member": "orders.totalprice_value", "operator": "gt", "values": ["400000"]}
+    assert got.query["filters"] == [by_order]
+    expected = scalar(warehouse, "SELECT count(*) FROM orders WHERE o_totalprice > 400000")
+    assert expected > 0 and got.data[0]["orders.count"] == expected
 
 
 @pytest.mark.parametrize("stem", sorted(MIN_EXECUTION))

@@ -77,6 +77,7 @@ class Concept:
     listing: bool = False  # names a cube's rows ('top 5 customers'): grouped by its label (and key)
     alternative: bool = False  # a value after "or": "AIR or REG AIR" is one filter, not a comparison
     percent: bool = False  # the number was written as a percentage ('under 20%')
+    per_item: bool = False  # the filter is on one item's value ('orders worth over 400k each')
 
 
 @dataclass
@@ -134,13 +135,24 @@ def interpret(question: str, model: SemanticModel, index: Index, *, today: date)
     content = [
         i for i, (t, _, _) in enumerate(toks)
         if not used[i] and t not in STOPWORDS and (not t.isdigit() or i in named)
+        and not _dating_verb(toks, used, i)
     ]  # fmt: skip
     covered = {i for c in chosen for i in range(c.start, c.end)}
+    if any(c.per_item for c in concepts):  # 'worth', 'each' were read
+        covered |= {i for i, (t, _, _) in enumerate(toks) if t in PER_ITEM}
     unmatched = [("#" if i in named else "") + toks[i][0] for i in content if i not in covered]
     guessed = [c.phrase for c in chosen if c.how == "embedding"]
     return _build(
         question, model, index, spec, concepts, rank, sort_at, share, unmatched, content, toks, guessed
     )
+
+
+def _dating_verb(toks: list[tuple[str, int, int]], used: list[bool], i: int) -> bool:
+    """'placed' in 'orders placed in 1996': says only that the period dates the rows' creation.
+    ('received' may name a date of its own, as a receipt date, so it stays content.)"""
+    if toks[i][0] not in CREATION_VERBS - {"received"} or i + 1 >= len(toks):
+        return False
+    return used[i + 1] or toks[i + 1][0] in TIME_WORDS
 
 
 # --- phrases ---------------------------------------------------------------------------------
@@ -215,12 +227,14 @@ def _roles(
     question_words = {word(w) for w in words}
     concepts: list[Concept] = []
     filtered: dict[int, tuple[str, float, bool]] = {}
+    at_of: dict[int, int] = {}  # a filtered candidate's comparator: token index of its number
     for op, number, at, pct in comparators:
         after = next((c for c in chosen if at < c.start <= at + 3 and c.entries), None)
         before = next((c for c in reversed(chosen) if at - 5 <= c.end - 1 < at and c.entries), None)
         target = after or before
         if target is not None:
             filtered[id(target)] = (op, number, pct)
+            at_of[id(target)] = at
     clear_measure = any(_kinds(c) == {"measure"} for c in chosen if not c.values or c.entries) or bool(
         filtered
     )
@@ -265,6 +279,13 @@ def _roles(
             if pct and rate_dims:  # "orders with a discount over 10%": the order's rate, not an amount
                 concepts.append(Concept("dimension_filter", rate_dims, c.phrase, c.start, c.end, operator=op,
                                         number=number, percent=True))  # fmt: skip
+                continue
+            per_item = [] if pct else _per_item_value(c, index, words, at_of[id(c)])
+            if per_item:  # "orders worth more than 400k each": one order's total, not the count
+                if not any("measure" in _kinds(x) for x in chosen if x is not c):
+                    concepts.append(Concept("measure", _as_measure(c, index), c.phrase, c.start, c.end))
+                concepts.append(Concept("dimension_filter", per_item, c.phrase, c.start, c.end, operator=op,
+                                        number=number, per_item=True))  # fmt: skip
                 continue
             if "measure" in kinds or "entity" in kinds:
                 cands = _as_measure(c, index)
@@ -508,6 +529,27 @@ def _ranked_noun(words: list[str], start: int) -> bool:
     return any(w in cues for w in window) or bool(
         window and window[-1].isdigit() and len(window) > 1 and window[-2] in ("top", "bottom")
     )
+
+
+# Words that put a comparator on one item's value: "orders worth over 400k", "parts priced above 2000 each".
+PER_ITEM = frozenset({"worth", "valued", "priced", "costing", "each", "apiece"})
+VALUE_WORDS = frozenset({"value", "total", "price", "amount", "worth"})
+
+
+def _per_item_value(c: Candidate, index: Index, words: list[str], at: int) -> list[tuple[Entry, float]]:
+    """The named cube's own value dimensions (number type, named as a value, price or total) when the
+    comparator is about single items: a per-item word between the cube's name and the number, or
+    'each' right after it. Empty when the question is not about items or the cube has no such member."""
+    between = set(words[c.end : at]) | set(words[at + 1 : at + 2])
+    if not between & PER_ITEM:
+        return []
+    cubes = {e.cube for e in c.entries if e.kind == "entity" or (e.kind == "measure" and e.type == "count")}
+    return [
+        (e, c.score)
+        for e in index.entries
+        if e.kind == "dimension" and e.type == "number" and e.cube in cubes
+        and _title_words(e) & VALUE_WORDS and _format(e) != "percent"
+    ]  # fmt: skip
 
 
 def _title_words(e: Entry) -> set[str]:
