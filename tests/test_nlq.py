@@ -36,9 +36,9 @@ DEMO = ROOT / "semantic_models" / "demo"
 TODAY = date(2026, 12, 4)
 # Execution accuracy the built-in matcher reaches on each question set (see the closing note of the
 # issue); a change that lowers it fails here rather than going unnoticed.
-MIN_EXECUTION = {"demo": 0.96, "tpch": 0.92, "jaffle_shop": 0.94}
-MIN_DEV = 0.92  # tests/nlq_questions/dev: written late, looked at while tuning
-MIN_HELD_OUT = 0.91
+MIN_EXECUTION = {"demo": 0.96, "tpch": 0.92, "jaffle_shop": 0.96}
+MIN_DEV = 0.95  # tests/nlq_questions/dev: written late, looked at while tuning
+MIN_HELD_OUT = 0.92
 
 
 @pytest.fixture(scope="module")

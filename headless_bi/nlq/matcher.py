@@ -768,9 +768,11 @@ def _build(
         confidence = min(confidence, 0.58)
         pairs = zip(concepts, picks, strict=True)
         read_as = [titles.get(e.path, e.path) for c, e in pairs if c.phrase in guessed]
+        words = ", ".join(repr(g) for g in guessed)
         alternatives.append({
-            "clarification": f"I read {', '.join(repr(g) for g in guessed)} as {', '.join(read_as)}. "
-            "Is that what you mean?",
+            "clarification": f"I read {words} as {', '.join(read_as)}. Is that what you mean?" if read_as
+            else f"I left out {words}: it names no member of the model. Rephrase with one of the "
+            "suggested members if it matters.",
             "suggestions": [e.path for e in suggest(index, " ".join(guessed))[:5]],
         })  # fmt: skip
     if time_missing:
