@@ -16,12 +16,13 @@ import hashlib
 import json
 import logging
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from headless_bi.errors import INTERNAL, HeadlessBIError
+from headless_bi.errors import INTERNAL, HeadlessBIError, LimitExceededError
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -187,6 +188,7 @@ class LiveHub:
         self._channels: dict[str, _Channel] = {}
         self._redis: Redis | None = None
         self.polls = 0  # polls this process ran, for /healthz and tests
+        self._open: Counter[str] = Counter()  # open subscriptions per user ("" for the operator)
 
     async def subscribe(
         self, query: dict[str, Any], interval_s: float, security: SecurityContext | None = None
@@ -196,6 +198,33 @@ class LiveHub:
         Subscribers share a poll only with the same query and the same policy key (roles and
         attributes): one user's result is never pushed to another who may see other rows.
         """
+        user = "" if security is None else security.user
+        self._admit(user)
+        self._open[user] += 1
+        try:
+            async for update in self._follow(query, interval_s, security):
+                yield update
+        finally:
+            self._open[user] -= 1
+            if self._open[user] <= 0:
+                del self._open[user]
+
+    def _admit(self, user: str) -> None:
+        """Polls are not rate limited per query, so open streams are capped: per user and in all."""
+        settings = self._runtime.settings
+        if sum(self._open.values()) >= settings.live_max_total:
+            raise LimitExceededError(
+                f"this server already serves {settings.live_max_total} live queries: try again later"
+            )
+        if user and self._open[user] >= settings.live_max_per_user:
+            raise LimitExceededError(
+                f"user '{user}' already has {settings.live_max_per_user} live queries open: "
+                "close one first"
+            )
+
+    async def _follow(
+        self, query: dict[str, Any], interval_s: float, security: SecurityContext | None
+    ) -> AsyncIterator[LiveUpdate]:
         interval = min(max(float(interval_s), self._runtime.settings.live_min_interval_s), MAX_INTERVAL_S)
         # The model version is part of the key: after a reload nobody is served the old model's result.
         scope = "operator" if security is None else f"sec:{security.policy_key}"

@@ -46,6 +46,8 @@ class Settings:
     max_complexity: int = 5_000
     max_body_bytes: int = 1_000_000
     live_min_interval_s: float = 1.0
+    live_max_per_user: int = 20  # open live subscriptions per user in one process
+    live_max_total: int = 2000  # open live subscriptions in one process
     live_prefix: str = "hbi:live:"  # Redis key prefix, so several deployments can share one Redis
     watch_models: bool = False
     query_threads: int = 8

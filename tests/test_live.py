@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from conftest import _missing
 
-from headless_bi.errors import HeadlessBIError, QueryError
+from headless_bi.errors import HeadlessBIError, LimitExceededError, QueryError
 from headless_bi.live import LiveHub, LiveUpdate, live_key
 from headless_bi.runtime import Runtime, Settings
 from headless_bi.security import SecurityContext
@@ -170,6 +170,40 @@ def test_interval_clamped_to_minimum(runtime: Runtime) -> None:
         await hub.aclose()
 
     asyncio.run(main())
+
+
+def test_open_streams_are_capped_per_user_and_in_all(tmp_path: Path) -> None:
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "events.yml").write_text(MODEL)
+    settings = Settings(
+        models=str(tmp_path / "models"), warehouse=":memory:", live_min_interval_s=INTERVAL,
+        live_max_per_user=2, live_max_total=3,
+    )  # fmt: skip
+    rt = Runtime.start(settings)
+    rt.warehouse.execute("CREATE TABLE events (id INTEGER, kind VARCHAR, amount DECIMAL(10, 2))")
+
+    async def main() -> None:
+        hub = LiveHub(rt, redis_url="")
+        mine = [Reader(hub.subscribe({**COUNT, "limit": n}, INTERVAL, CTX)) for n in (1, 2)]
+        for stream in mine:
+            await stream.next()
+        third = Reader(hub.subscribe({**COUNT, "limit": 3}, INTERVAL, CTX))
+        with pytest.raises(LimitExceededError, match="user 'ana' already has 2 live queries"):
+            await third.next()
+        other = Reader(hub.subscribe(COUNT, INTERVAL, OTHER_ROLE))  # another user: 3 in all
+        await other.next()
+        fourth = Reader(hub.subscribe(COUNT, INTERVAL, SecurityContext.create("zoe", ["Analyst"])))
+        with pytest.raises(LimitExceededError, match="already serves 3 live queries"):
+            await fourth.next()
+        await mine[0].close()  # a closed stream frees its place
+        again = Reader(hub.subscribe({**COUNT, "limit": 4}, INTERVAL, CTX))
+        await again.next()
+        for stream in (*mine, third, other, fourth, again):
+            await stream.close()
+        await hub.aclose()
+
+    asyncio.run(main())
+    rt.close()
 
 
 def test_poll_error_ends_the_stream(runtime: Runtime) -> None:
