@@ -229,7 +229,8 @@ def _roles(
     filtered: dict[int, tuple[str, float, bool]] = {}
     at_of: dict[int, int] = {}  # a filtered candidate's comparator: token index of its number
     for op, number, at, pct in comparators:
-        after = next((c for c in chosen if at < c.start <= at + 3 and c.entries), None)
+        end = _number_end(words, at)  # "more than half a million in revenue": revenue is what is compared
+        after = next((c for c in chosen if end <= c.start <= end + 2 and c.entries), None)
         before = next((c for c in reversed(chosen) if at - 5 <= c.end - 1 < at and c.entries), None)
         target = after or before
         if target is not None:
@@ -244,11 +245,12 @@ def _roles(
             c.values
             and c.phrase in CREATION_VERBS
             and (
-                before[-1:] in (["were"], ["was"], ["been"], ["are"])
-                or set(words[c.end : c.end + 1]) & TIME_WORDS
+                before[-1:] in (["were"], ["was"], ["been"], ["are"], ["who"], ["they"], ["we"])
+                or set(words[c.end : c.end + 1]) & (TIME_WORDS | VERB_OBJECTS)
+                or (words[c.end : c.end + 1] and words[c.end].isdigit())
             )
         ):
-            continue
+            continue  # "orders placed in May", "customers who placed 3 orders": the verb, not a status
         if c.values and (not c.entries or c.how == "value" or _beside_value(c, chosen, words)):
             negate = any(w in NEGATION for w in before[-2:])
             previous = concepts[-1] if concepts else None
@@ -529,6 +531,23 @@ def _ranked_noun(words: list[str], start: int) -> bool:
     return any(w in cues for w in window) or bool(
         window and window[-1].isdigit() and len(window) > 1 and window[-2] in ("top", "bottom")
     )
+
+
+# After a creation verb these make it a verb with an object ("placed the most orders", "made more than"),
+# not a status value ("placed orders").
+VERB_OBJECTS = frozenset({"the", "more", "most", "over", "under", "fewer", "less", "at", "a", "an", "any"})
+# What may follow a comparator's number before the thing compared: "half a million in revenue".
+NUMBER_TAIL = frozenset(
+    {"a", "hundred", "thousand", "million", "billion", "k", "m", "bn", "in", "of", "dollars", "euros", "usd"}
+)
+
+
+def _number_end(words: list[str], at: int) -> int:
+    """The first token after a comparator's number and its tail ('half a million in')."""
+    end = at + 1
+    while end < len(words) and words[end] in NUMBER_TAIL:
+        end += 1
+    return end
 
 
 # Words that put a comparator on one item's value: "orders worth over 400k", "parts priced above 2000 each".
