@@ -34,8 +34,9 @@ FILES = {"demo": "demo", "tpch": "tpch", "jaffle_shop": "jaffle"}  # file stem -
 HOLDOUT = {f"holdout/{stem}": f"h{prefix}" for stem, prefix in FILES.items()}  # the held-out set
 HOLDOUT2 = {f"holdout2/{stem}": f"h2{prefix}" for stem, prefix in FILES.items()}  # the second held-out set
 HOLDOUT3 = {f"holdout3/{stem}": f"h3{prefix}" for stem, prefix in FILES.items()}  # the third held-out set
+REVIEW = {f"review/{stem}": f"r{prefix}" for stem, prefix in FILES.items()}  # once answered wrongly, sure
 DEV = {f"dev/{stem}": f"d{prefix}" for stem, prefix in FILES.items()}  # the dev set (for tuning)
-ALL_FILES = {**FILES, **HOLDOUT, **HOLDOUT2, **HOLDOUT3, **DEV}
+ALL_FILES = {**FILES, **HOLDOUT, **HOLDOUT2, **HOLDOUT3, **DEV, **REVIEW}
 QUERY_KEYS = {"measures", "dimensions", "timeDimensions", "filters", "segments", "order", "limit", "offset"}
 TAGS = {
     "time-relative", "time-absolute", "granularity", "value-filter", "measure-filter", "top-n", "bottom-n",

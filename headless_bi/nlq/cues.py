@@ -27,7 +27,8 @@ WHICH = re.compile(
     r"(?:the\s+)?(?P<dir>most|highest|largest|biggest|best|top|lowest|least|fewest|smallest|worst)\b"
 )
 SUPERLATIVE = re.compile(
-    r"\b(?:the\s+)?(?<!at )(?P<dir>most|highest|largest|biggest|lowest|least|fewest|smallest|best|worst)\b"
+    r"\b(?:the\s+)?(?<!at )(?<!at the )(?P<dir>most|highest|largest|biggest|lowest|least|fewest|smallest|best"
+    r"|worst|top|leading|bottom)\b"
 )
 COMPARATOR = re.compile(
     r"(?P<op>more than|greater than|bigger than|higher than|over|above|at least|exceed(?:s|ed|ing)?|"

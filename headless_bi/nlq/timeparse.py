@@ -77,8 +77,10 @@ def parse_time(text: str, today: date) -> TimeSpec:
         spec.spans.append((m.start(), m.end()))
         spec.phrases.append(m.group(0).strip())
 
-    bad = re.search(r"\b(?:h[03-9]|q[05-9])\s*(?:of\s+)?(?:19|20)\d\d\b", text)
-    if bad:  # "H3 2025": there is no such half; never read it as the whole year
+    bad = re.search(r"\b(?:h[03-9]|q[05-9])\s*(?:of\s+)?(?:19|20)\d\d\b", text) or re.search(
+        r"\b(?:19|20)\d\d-(?:00|1[3-9]|[2-9]\d)\b", text
+    )
+    if bad:  # "H3 2025", "2026-13": no such half or month; never read it as the whole year
         raise QueryError(
             f"'{bad.group(0)}' is not a period the calendar has", member="question", value=bad.group(0)
         )
@@ -131,6 +133,8 @@ def _comparison(text: str, spec: TimeSpec, free: Callable, take: Callable) -> No
         r"|(?P<yoy>year[- ]over[- ]year|yoy|y/y)|(?P<mom>month[- ]over[- ]month|mom))\b"
     )
     for m in re.finditer(pattern, text):
+        if m.group("ago") and not _has_versus(text):
+            continue  # "orders in the same month a year ago": that month is the period asked about
         if free(m) and spec.compare_unit is None:
             take(m)
             unit = m.group("what") or m.group("what2")
@@ -269,6 +273,11 @@ def _month_year(m: re.Match[str], today: date) -> Period:
     return _unit_period(date(int(m.group("y")), MONTHS[m.group("m")], 1), "month")
 
 
+def _iso_month(m: re.Match[str], today: date) -> Period:
+    """'2026-03': March 2026."""
+    return _unit_period(date(int(m.group("y")), int(m.group("mm")), 1), "month")
+
+
 def _month_alone(m: re.Match[str], today: date) -> Period:
     """ "in March": the latest March that has begun."""
     month = MONTHS[m.group("m")]
@@ -315,6 +324,24 @@ def _between(m: re.Match[str], today: date) -> Period | None:
     return Period(a.start, b.end)
 
 
+def _part_of_year(m: re.Match[str], today: date) -> Period:
+    """'December last year', 'Q4 of last year', 'the first quarter of this year', 'H1 next year'."""
+    year = today.year + {"this": 0, "current": 0, "next": 1}.get(m.group("rel"), -1)
+    if m.group("m"):
+        return _unit_period(date(year, MONTHS[m.group("m")], 1), "month")
+    if m.group("q") or m.group("ord"):
+        q = int(m.group("q")) if m.group("q") else ORDINALS[m.group("ord")]
+        return _unit_period(date(year, 3 * q - 2, 1), "quarter")
+    h = 1 if (m.group("h") or m.group("hw")) in ("1", "first") else 2
+    start = date(year, 1 if h == 1 else 7, 1)
+    return Period(start, _add_months(start, 6) - timedelta(days=1))
+
+
+def _same_unit_last_year(m: re.Match[str], today: date) -> Period:
+    """'the same month a year ago': this month (quarter, week) one year earlier."""
+    return _unit_period(_shift(today, -1, "year"), m.group("unit"))
+
+
 def _year_of(m: re.Match[str], today: date) -> int:
     """The year written ('2025'), said ('last year'), or this year."""
     if m.group("y"):
@@ -355,6 +382,7 @@ def _named_day(m: re.Match[str], today: date) -> Period:
 _ISO = r"(?P<d>\d{4}-\d{2}-\d{2})"
 _POINTS = [
     (_ISO, _iso_day),
+    (r"(?P<y>(?:19|20)\d\d)-(?P<mm>0[1-9]|1[0-2])", _iso_month),
     (
         _MONTH.format(n="m") + r"\s+(?P<d>[0-3]?\d)(?:st|nd|rd|th)?(?:,?\s+" + _YEAR.format(n="y") + r")?",
         _named_date,
@@ -385,9 +413,11 @@ class _Q:
 
 
 _POINT = (
-    r"(?:\d{4}-\d{2}-\d{2}|[a-z]+\.?\s+[0-3]?\d(?:st|nd|rd|th)?(?:,?\s+\d{4})?"
+    r"(?:\d{4}-\d{2}-\d{2}|\d{4}-\d{2}|[a-z]+\.?\s+[0-3]?\d(?:st|nd|rd|th)?(?:,?\s+\d{4})?"
     r"|[0-3]?\d(?:st|nd|rd|th)?\s+[a-z]+(?:,?\s+\d{4})?|[a-z]+\.?\s+(?:of\s+)?\d{4}|q[1-4]\s*\d{4}|\d{4}|[a-z]+)"
 )
+_REL_YEAR = r"(?P<rel>this|current|last|previous|prior|next) year\b"
+
 _RULES = [
     (rf"\b(?:between|from)\s+(?P<a>{_POINT})\s+(?:and|to|until|till|through|-)\s+"
      rf"(?P<b>{_POINT})\b", _between),
@@ -403,6 +433,12 @@ _RULES = [
      + r"|\s+(?P<rel>last|this|next) year)?\b", _holiday),
     (r"\b(?:in |over |during |for |the )*(?P<season>spring|summer|autumn|fall|winter)(?:\s+(?:of\s+)?"
      + _YEAR.format(n="y") + r"|\s+(?P<rel>last|this|next) year)?\b", _season),
+    # a month, quarter or half of a year said relatively: "December last year", "Q2 of this year"
+    (r"\b(?:in |for |during )?(?:the )?(?:" + _MONTH.format(n="m") + r"|q(?P<q>[1-4])"
+     r"|(?P<ord>first|second|third|fourth|1st|2nd|3rd|4th) quarter|h(?P<h>[12])|(?P<hw>first|second) half)"
+     r"\s+(?:of\s+)?(?:the\s+)?" + _REL_YEAR, _part_of_year),
+    (r"\b(?:in |for |during )?(?:the )?same (?P<unit>week|month|quarter) (?:a year ago|last year)\b",
+     _same_unit_last_year),
     (r"\b(?:in |during |for |over )?(?:the )?(?P<rel>this|current|last|previous|past|prior) "
      r"(?P<unit>day|week|month|quarter|year)\b", _relative),
     (r"\b(?:today|yesterday)\b", _named_day),
@@ -415,6 +451,7 @@ _RULES = [
      + _YEAR.format(n="y") + r"\b",
      lambda m, t: _half(_H(m), t)),
     (r"\b(?:in |for |during |of )?" + _ISO + r"\b", _iso_day),
+    (r"\b(?:in |for |during |of )?(?P<y>(?:19|20)\d\d)-(?P<mm>0[1-9]|1[0-2])\b(?!-\d)", _iso_month),
     (r"\b(?:on )?(?P<d>[0-3]?\d)(?:st|nd|rd|th)? (?:of )?" + _MONTH.format(n="m") + r",?(?: "
      + _YEAR.format(n="y") + r")?\b", _named_date),
     (r"\b(?:on )?" + _MONTH.format(n="m") + r" (?P<d>[0-3]?\d)(?:st|nd|rd|th)?(?:,? "
