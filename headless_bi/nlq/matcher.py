@@ -147,6 +147,60 @@ def interpret(question: str, model: SemanticModel, index: Index, *, today: date)
     )
 
 
+PERCENT_WORDS = frozenset({"percent", "percentage", "proportion", "fraction", "pct"})
+_NOT_FILTERS = frozenset(
+    {"notEquals", "notContains", "notStartsWith", "notEndsWith", "notSet", "notInDateRange"}
+)
+
+
+def _unapplied_cues(
+    toks: list[tuple[str, int, int]],
+    concepts: list[Concept],
+    picks: list[Entry],
+    query: dict[str, Any],
+    share: bool,
+) -> list[str]:
+    """What the question asks for that the query does not do, each as a sentence for the asker:
+    a negation that became nothing or its opposite, a percentage answered with counts or amounts, a
+    threshold compared with the total of all rows rather than per row or group."""
+    words = [t for t, _, _ in toks]
+    doubts = []
+    chosen = list(zip(concepts, picks, strict=True))
+    for i, w in enumerate(words):
+        if w not in NEGATION or (w == "no" and i + 1 < len(words) and words[i + 1].isdigit()):
+            continue
+        near = next(((c, e) for c, e in chosen if i < c.start <= i + 3), None)
+        applied = near is not None and (
+            (near[0].role == "value" and near[0].negate)
+            or (near[0].role == "segment" and bool(_entry_words(near[1]) & {"not", "non"}))
+            or any(f.get("operator") in _NOT_FILTERS for f in query.get("filters", []))
+        )
+        if not applied:
+            phrase = " ".join(words[i : i + 3])
+            doubts.append(f"I could not apply '{phrase}': the answer may include what you wanted left out.")
+            break
+    percent = any(
+        w in PERCENT_WORDS and not (i and words[i - 1].replace(".", "").isdigit())
+        for i, w in enumerate(words)
+    )
+    rates = any(_format(e) == "percent" for e in picks)
+    if percent and not share and not rates:
+        doubts.append("You asked for a percentage, but the answer gives counts or amounts, not a share.")
+    measures = set(query.get("measures", []))
+    grouped = query.get("dimensions") or any("granularity" in t for t in query.get("timeDimensions", []))
+    if not grouped and any(f.get("member") in measures for f in query.get("filters", [])):
+        doubts.append(
+            "The threshold is compared with the total of all rows, not with each item: name what to "
+            "compare per item (e.g. 'orders with a total over 400k')."
+        )
+    return doubts
+
+
+def _entry_words(e: Entry) -> set[str]:
+    """The words of a member's name and phrases ('not_cancelled' → not, cancelled)."""
+    return {w for p in (e.path.split(".")[-1].replace("_", " "), *e.phrases) for w in p.split()}
+
+
 def _dating_verb(toks: list[tuple[str, int, int]], used: list[bool], i: int) -> bool:
     """'placed' in 'orders placed in 1996': says only that the period dates the rows' creation.
     ('received' may name a date of its own, as a receipt date, so it stays content.)"""
@@ -794,6 +848,10 @@ def _build(
             "suggested members if it matters.",
             "suggestions": [e.path for e in suggest(index, " ".join(guessed))[:5]],
         })  # fmt: skip
+    for doubt in _unapplied_cues(toks, concepts, picks, query, share):
+        # a cue the reading did not carry out ("excluding", "what percent"): never a sure answer
+        confidence = min(confidence, 0.55)
+        alternatives.append({"clarification": doubt, "suggestions": [e.path for e in picks[:5]]})
     if time_missing:
         names = ", ".join(titles.get(m, m) for m in query.get("measures", []))
         confidence = min(confidence, 0.3)
