@@ -153,7 +153,12 @@ _NOT_FILTERS = frozenset(
 )
 
 
+# Before a count measure, words that make it a condition on the rows: "for returned orders".
+FILTER_INTENT = frozenset({"for", "from", "of", "with", "among", "have", "has", "had", "who", "that"})
+
+
 def _unapplied_cues(
+    index: Index,
     toks: list[tuple[str, int, int]],
     concepts: list[Concept],
     picks: list[Entry],
@@ -184,10 +189,28 @@ def _unapplied_cues(
         for i, w in enumerate(words)
     )
     rates = any(_format(e) == "percent" for e in picks)
-    if percent and not share and not rates:
-        doubts.append("You asked for a percentage, but the answer gives counts or amounts, not a share.")
     measures = set(query.get("measures", []))
     grouped = query.get("dimensions") or any("granularity" in t for t in query.get("timeDimensions", []))
+    if percent and not rates and not (share and grouped):  # a share of one total row is 100%
+        doubts.append("You asked for a percentage, but the answer gives counts or amounts, not a share.")
+    for c, e in chosen[1:]:
+        before = words[c.start - 1] if c.start else ""
+        filtered_on = any(f.get("member") == e.path for f in query.get("filters", []))
+        counted = getattr(e.target, "filters", ())
+        if c.role == "measure" and before in FILTER_INTENT and counted and not filtered_on:
+            # "revenue for returned orders", "customers who have returned orders": a filter, likely
+            doubts.append(
+                f"I added '{c.phrase}' as a second measure; if it should narrow the rows instead, ask "
+                "with the value or segment it stands for (e.g. 'with status returned')."
+            )
+            break
+    if len(query.get("segments", [])) > 1 and set(words) & {"vs", "versus", "or", "against"}:
+        doubts.append("The answer keeps only rows in all of the segments named; to compare them, ask by "
+                      "the dimension they belong to.")  # fmt: skip
+    fallback = next((e for c, e in chosen if c.phrase == "(count)"), None)
+    segmented = any(c.role == "segment" for c in concepts)  # "late deliveries": the segment's rows
+    if fallback is not None and not segmented and not _cube_named(index, fallback.cube, " ".join(words)):
+        doubts.append(f"The question names no measure, so the answer counts {fallback.title.lower()}.")
     if not grouped and any(f.get("member") in measures for f in query.get("filters", [])):
         doubts.append(
             "The threshold is compared with the total of all rows, not with each item: name what to "
@@ -848,7 +871,7 @@ def _build(
             "suggested members if it matters.",
             "suggestions": [e.path for e in suggest(index, " ".join(guessed))[:5]],
         })  # fmt: skip
-    for doubt in _unapplied_cues(toks, concepts, picks, query, share):
+    for doubt in _unapplied_cues(index, toks, concepts, picks, query, share):
         # a cue the reading did not carry out ("excluding", "what percent"): never a sure answer
         confidence = min(confidence, 0.55)
         alternatives.append({"clarification": doubt, "suggestions": [e.path for e in picks[:5]]})
