@@ -526,6 +526,14 @@ def _flag_qualifiers(concepts: list[Concept], toks: list[tuple[str, int, int]]) 
             )
         ):
             continue  # "average daily visits per store": the measure's own "per store", not a breakdown
+        if (
+            c.role == "dimension" and c.cands[0][0].type == "boolean"
+            and not set(words[max(0, c.start - 2) : c.start]) & BREAKDOWN
+            and not set(words) & {"vs", "versus", "compared", "against"}
+            and c.phrase in {w for p in c.cands[0][0].phrases for w in [p.split()[-1]]}
+        ):  # "orders placed online": online ones, not a breakdown by online or not  # fmt: skip
+            negate = any(w in NEGATION for w in words[max(0, c.start - 2) : c.start])
+            c = Concept("value", c.cands[:1], c.phrase, c.start, c.end, "true", negate)
         out.append(c)
     return out
 
