@@ -273,7 +273,8 @@ def select(candidates: list[Candidate]) -> list[Candidate]:
 
     chosen: list[Candidate] = []
     taken: set[int] = set()
-    ordered = sorted(candidates, key=lambda c: (-weight(c), c.start))
+    # on a tie, a cube's own name first: in "returned line items" the head noun names the rows
+    ordered = sorted(candidates, key=lambda c: (-weight(c), "entity" not in _kinds(c), c.start))
     for c in ordered:
         span = set(range(c.start, c.end))
         if span & taken:
