@@ -140,6 +140,31 @@ def test_top_n_ranks_and_limits(demo_model: Any, demo_wh: DuckDBWarehouse) -> No
     assert len(values) == 3 and values == sorted(values, reverse=True)
 
 
+def test_excluding_a_filtered_count_filters_its_rows_out(
+    demo_model: Any, demo_wh: DuckDBWarehouse
+) -> None:
+    """'excluding returns': the rows `returned_count` counts are left out (status != 'returned'), the
+    count is not added as a second measure."""
+    got = answer(demo_model, demo_wh, "revenue excluding returns in 2025")
+    assert got.query["measures"] == ["sales.revenue"] and got.confidence >= 0.6
+    not_returned = {"member": "sales.status", "operator": "notEquals", "values": ["returned"]}
+    assert got.query["filters"] == [not_returned]
+    expected = scalar(demo_wh, """
+        SELECT sum(i.quantity * i.unit_price * (1 - i.discount))
+        FROM order_items i JOIN orders o ON i.order_id = o.id
+        WHERE o.status <> 'returned' AND o.created_at >= TIMESTAMP '2025-01-01'
+          AND o.created_at < TIMESTAMP '2026-01-01'""")  # fmt: skip
+    assert got.data[0]["sales.revenue"] == pytest.approx(float(expected), rel=1e-9)
+
+
+def test_a_cue_that_cannot_be_carried_out_is_hedged(demo_model: Any, demo_wh: DuckDBWarehouse) -> None:
+    """'what percent of orders were returned' answered with a count would be a sure wrong number."""
+    got = answer(demo_model, demo_wh, "what percent of orders were returned in 2025")
+    rates = any(m.endswith("_rate") for m in got.query["measures"])
+    assert rates or (got.confidence < 0.6 and any("percentage" in a.get("clarification", "")
+                                                   for a in got.alternatives))  # fmt: skip
+
+
 def test_comparison_runs_both_periods(demo_model: Any, demo_wh: DuckDBWarehouse) -> None:
     got = answer(demo_model, demo_wh, "orders this year vs last year")
     assert got.comparison is not None

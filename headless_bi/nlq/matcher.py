@@ -13,6 +13,7 @@ from datetime import date
 from typing import Any
 
 from headless_bi.errors import HeadlessBIError
+from headless_bi.nlq.conditions import as_condition
 from headless_bi.nlq.cues import (
     COMPARATOR,
     COUNT,
@@ -130,6 +131,7 @@ def interpret(question: str, model: SemanticModel, index: Index, *, today: date)
     concepts = _merge_values(_roles(chosen, toks, count_cues, comparators, index, lowered, dated), toks)
     concepts = [c for c in _aggregated(_qualifiers(concepts, index), toks, index) if c.cands]
     concepts = _flag_qualifiers(concepts, toks)
+    concepts = _as_conditions(concepts, toks, index)
     # a number is content when it is part of a name ("Customer#000000001"), not a count or a year
     named = {i for i in range(1, len(toks)) if toks[i - 1][0] == "#"}
     content = [
@@ -536,6 +538,41 @@ def _flag_qualifiers(concepts: list[Concept], toks: list[tuple[str, int, int]]) 
             negate = any(w in NEGATION for w in words[max(0, c.start - 2) : c.start])
             c = Concept("value", c.cands[:1], c.phrase, c.start, c.end, "true", negate)
         out.append(c)
+    return out
+
+
+# Before a filtered count or a segment, words that make it a condition on the rows measured.
+CONDITION_INTENT = frozenset({"for", "from", "among"})
+
+
+def _as_conditions(
+    concepts: list[Concept], toks: list[tuple[str, int, int]], index: Index
+) -> list[Concept]:
+    """'revenue excluding returns', 'orders that are not completed', 'revenue for returned orders':
+    a filtered count or a segment named after a negation (or, beside another measure, after
+    'for'/'from') becomes the filter it stands for (`status != 'returned'`)."""
+    words = [t for t, _, _ in toks]
+    measured = sum(c.role == "measure" for c in concepts)
+    out: list[Concept] = []
+    for c in concepts:
+        before = words[max(0, c.start - 3) : c.start]
+        negate = bool(set(before) & NEGATION)
+        qualifies = measured > 1 and bool(before) and before[-1] in CONDITION_INTENT
+        wanted = (c.role == "segment" and negate) or (c.role == "measure" and (negate or qualifies))
+        top = c.cands[0][0] if c.cands else None
+        negated_segment = top is not None and top.kind == "segment" and {"not", "non"} & set(
+            top.path.split(".")[-1].split("_")
+        )
+        found = as_condition(index, top) if wanted and top is not None and not negated_segment else None
+        if found is None:
+            out.append(c)
+            continue
+        dimension, values = found
+        measured -= c.role == "measure"
+        for value in values:
+            score = c.cands[0][1]
+            out.append(Concept("value", [(dimension, score)], c.phrase, c.start, c.end, value, negate,
+                               alternative=True))  # one filter, not values compared side by side  # fmt: skip
     return out
 
 
