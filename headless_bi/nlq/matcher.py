@@ -58,7 +58,8 @@ TIME_WORDS = {
     "today",
 }
 BREAKDOWN = {"by", "per", "each", "every", "across", "which", "what"}
-NEGATION = {"not", "excluding", "except", "without", "exclude", "non", "no"}
+NEGATION = {"not", "excluding", "except", "without", "exclude", "non", "no", "outside"}
+NEGATION_FILLER = frozenset({"from", "the", "in", "of", "a", "an", "for", "at", "by", "to"})
 DISTINCT = {"different", "distinct", "unique", "individual"}
 
 
@@ -332,7 +333,11 @@ def _roles(
         ):
             continue  # "orders placed in May", "customers who placed 3 orders": the verb, not a status
         if c.values and (not c.entries or c.how == "value" or _beside_value(c, chosen, words)):
-            negate = any(w in NEGATION for w in before[-2:])
+            # "not Germany", "excluding the UK", "not from the United Kingdom", "outside the DACH region"
+            lead = list(before)
+            while lead and lead[-1] in NEGATION_FILLER:
+                lead.pop()
+            negate = any(w in NEGATION for w in before[-2:]) or bool(lead[-1:] and lead[-1] in NEGATION)
             previous = concepts[-1] if concepts else None
             if (
                 before[-1:] in (["and"], ["or"], [","], ["nor"])

@@ -146,6 +146,7 @@ STOPWORDS = frozenset(
         "not",
         "without",
         "excluding",
+        "outside",
         "except",
         "",
     ]
