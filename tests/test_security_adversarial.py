@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import json
 import re
 import time
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ import duckdb
 import httpx
 import pytest
 import websockets
+from graphql_ws import GraphQLSocket
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from test_server import ADMIN_PASSWORD, Server
@@ -151,47 +151,6 @@ def _regions(rows: list[dict[str, Any]]) -> set[str]:
 # -- WebSocket ---------------------------------------------------------------------------------
 
 
-class Socket:
-    """graphql-transport-ws by hand: any operation (query, mutation or subscription) by `subscribe`."""
-
-    def __init__(self, connection: websockets.ClientConnection):
-        self.connection = connection
-        self.next_id = 0
-
-    @classmethod
-    async def open(cls, demo: Demo, payload: dict[str, str], **options: Any) -> Socket:
-        connection = await websockets.connect(
-            demo.server.ws_url, subprotocols=["graphql-transport-ws"], open_timeout=10, **options
-        )
-        socket = cls(connection)
-        await socket.send({"type": "connection_init", "payload": payload})
-        assert await socket.receive() == {"type": "connection_ack"}
-        return socket
-
-    async def send(self, message: dict[str, Any]) -> None:
-        await self.connection.send(json.dumps(message))
-
-    async def receive(self, timeout: float = 20.0) -> dict[str, Any]:
-        while True:
-            message = json.loads(await asyncio.wait_for(self.connection.recv(), timeout))
-            if message["type"] != "ping":
-                return message  # type: ignore[no-any-return]
-            await self.send({"type": "pong"})
-
-    async def operation(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Run one operation and return its first `next` payload, or the `error` payload."""
-        self.next_id += 1
-        op_id = str(self.next_id)
-        await self.send({"id": op_id, "type": "subscribe",
-                         "payload": {"query": query, "variables": variables or {}}})  # fmt: skip
-        message = await self.receive()
-        if message["type"] == "error":
-            return {"errors": message["payload"]}
-        assert message["type"] == "next" and message["id"] == op_id, message
-        assert await self.receive() == {"id": op_id, "type": "complete"}
-        return message["payload"]  # type: ignore[no-any-return]
-
-
 def _set_roles(demo: Demo, user: str, *roles: str) -> None:
     with Session(demo.store().engine) as session:
         record = session.scalar(select(User).where(User.username == user))
@@ -225,7 +184,7 @@ def test_open_websocket_queries_follow_access_changes(demo: Demo, change: str) -
             _set_active(demo, "ina", False)
 
     async def run() -> dict[str, Any]:
-        socket = await Socket.open(demo, demo.headers[user])
+        socket = await GraphQLSocket.open(demo.server.ws_url, demo.headers[user])
         try:
             before = await socket.operation(LOAD, {"q": BY_REGION})
             assert before["data"]["load"]["data"], before

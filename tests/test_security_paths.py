@@ -26,6 +26,7 @@ import httpx
 import pytest
 import websockets
 import yaml
+from graphql_ws import GraphQLSocket
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -623,39 +624,17 @@ def test_ask_answers_from_the_callers_rows_and_members_only(server: Any, sql: Sq
 # -- live subscriptions -----------------------------------------------------------------------
 
 
-class Subscriber:
-    """graphql-transport-ws by hand, authenticating in the connection_init payload."""
-
-    def __init__(self, connection: websockets.ClientConnection):
-        self.connection = connection
+class Subscriber(GraphQLSocket):
+    """A live-query client of one of the fixture's users."""
 
     @classmethod
-    async def open(cls, server: Any, user: str) -> Subscriber:
+    async def open(cls, server: Any, user: str) -> Subscriber:  # type: ignore[override]
         srv, users = server
-        connection = await websockets.connect(
-            srv.ws_url, subprotocols=["graphql-transport-ws"], open_timeout=10
-        )
-        client = cls(connection)
-        await client.send({"type": "connection_init", "payload": users.headers[user]})
-        assert await client.receive() == {"type": "connection_ack"}
-        return client
-
-    async def send(self, message: dict[str, Any]) -> None:
-        await self.connection.send(json.dumps(message))
-
-    async def receive(self, timeout: float = 15.0) -> dict[str, Any]:
-        while True:
-            message = json.loads(await asyncio.wait_for(self.connection.recv(), timeout))
-            if message["type"] != "ping":
-                return message
-            await self.send({"type": "pong"})
+        return await super().open(srv.ws_url, users.headers[user])  # type: ignore[return-value]
 
     async def subscribe(self, query: dict[str, Any], op_id: str = "1", interval: int = 1) -> None:
         payload = {"query": LIVE, "variables": {"q": query_input(query), "i": interval}}
         await self.send({"id": op_id, "type": "subscribe", "payload": payload})
-
-    async def close(self) -> None:
-        await self.connection.close()
 
 
 LIVE_QUERY = {"measures": ["customer.count"], "dimensions": ["customer.region"]}
