@@ -62,6 +62,9 @@ RANK_AFTER = re.compile(
 )
 HAVE = re.compile(r"\b(?:which|what)\s+(?:\w+\s+){1,3}?(?:have|has|had)\b")
 COUNT = re.compile(r"\b(how many|number of|count of|# of|count)\b")
+NEGATION = frozenset({"not", "excluding", "except", "without", "exclude", "non", "no", "outside"})
+# Between a negation and what it negates: "not from the United Kingdom".
+NEGATION_FILLER = frozenset({"from", "the", "in", "of", "a", "an", "for", "at", "by", "to"})
 DESCENDING_WORDS = {"top", "best", "highest", "largest", "biggest", "leading", "most"}
 
 
