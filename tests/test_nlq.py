@@ -36,7 +36,7 @@ DEMO = ROOT / "semantic_models" / "demo"
 TODAY = date(2026, 12, 4)
 # Execution accuracy the built-in matcher reaches on each question set (see the closing note of the
 # issue); a change that lowers it fails here rather than going unnoticed.
-MIN_EXECUTION = {"demo": 0.96, "tpch": 0.92, "jaffle_shop": 0.96}
+MIN_EXECUTION = {"demo": 0.97, "tpch": 0.92, "jaffle_shop": 0.96}
 MIN_DEV = 0.95  # tests/nlq_questions/dev: written late, looked at while tuning
 MIN_HELD_OUT = 0.95
 # Review questions still answered wrongly with confidence (see the issue's closing note): the verb of
@@ -157,12 +157,23 @@ def test_excluding_a_filtered_count_filters_its_rows_out(
     assert got.data[0]["sales.revenue"] == pytest.approx(float(expected), rel=1e-9)
 
 
-def test_a_cue_that_cannot_be_carried_out_is_hedged(demo_model: Any, demo_wh: DuckDBWarehouse) -> None:
-    """'what percent of orders were returned' answered with a count would be a sure wrong number."""
+def test_what_percent_is_the_models_rate(demo_model: Any, demo_wh: DuckDBWarehouse) -> None:
+    """'what percent of orders were returned': the model's return rate (returned_count / count), not
+    the count of returned orders labelled as a share."""
     got = answer(demo_model, demo_wh, "what percent of orders were returned in 2025")
-    rates = any(m.endswith("_rate") for m in got.query["measures"])
-    assert rates or (got.confidence < 0.6 and any("percentage" in a.get("clarification", "")
-                                                   for a in got.alternatives))  # fmt: skip
+    assert got.query["measures"] == ["orders_overview.return_rate"] and "filters" not in got.query
+    expected = scalar(demo_wh, """
+        SELECT 1.0 * count(*) FILTER (WHERE status = 'returned') / count(*) FROM orders
+        WHERE created_at >= TIMESTAMP '2025-01-01' AND created_at < TIMESTAMP '2026-01-01'""")
+    assert got.data[0]["orders_overview.return_rate"] == pytest.approx(float(expected), rel=1e-9)
+
+
+def test_a_cue_that_cannot_be_carried_out_is_hedged(demo_model: Any, demo_wh: DuckDBWarehouse) -> None:
+    """'excluding discounted orders' (a segment that is not one value) cannot be negated in a query:
+    the answer says so instead of giving the discounted orders' revenue with confidence."""
+    got = answer(demo_model, demo_wh, "revenue excluding discounted orders this year")
+    assert got.confidence < 0.6
+    assert any("could not apply 'excluding" in a.get("clarification", "") for a in got.alternatives)
 
 
 def test_comparison_runs_both_periods(demo_model: Any, demo_wh: DuckDBWarehouse) -> None:

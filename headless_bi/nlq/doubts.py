@@ -57,7 +57,10 @@ def unapplied_cues(
         w in PERCENT_WORDS and not (i and words[i - 1].replace(".", "").isdigit())
         for i, w in enumerate(words)
     )
-    rates = any(getattr(e.target, "format", None) == "percent" for e in picks)
+    asked = set(query.get("measures", []))
+    rates = any(
+        getattr(e.target, "format", None) == "percent" for e in (*picks, *index.entries) if e.path in asked
+    )
     measures = set(query.get("measures", []))
     grouped = query.get("dimensions") or any("granularity" in t for t in query.get("timeDimensions", []))
     if percent and not rates and not (share and grouped):  # a share of one total row is 100%

@@ -8,12 +8,13 @@ are kept, each gets a role from its context, and the members are placed on one o
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from headless_bi.errors import HeadlessBIError
-from headless_bi.nlq.conditions import as_condition
+from headless_bi.nlq.conditions import as_condition, rate_for
 from headless_bi.nlq.cues import (
     COMPARATOR,
     COUNT,
@@ -470,6 +471,9 @@ def _flag_qualifiers(concepts: list[Concept], toks: list[tuple[str, int, int]]) 
     return out
 
 
+PERCENT_ASKED = re.compile(
+    r"\b(?:what|which)\s+(?:percent(?:age)?|proportion|share|fraction)\b|^\s*percent(?:age)?\b"
+)
 # Before a filtered count or a segment, words that make it a condition on the rows measured.
 CONDITION_INTENT = frozenset({"for", "from", "among"})
 
@@ -794,6 +798,12 @@ def _build(
         if first is not None and first.type in ("count", "count_distinct", "count_distinct_approx"):
             query["filters"] = [{"member": first.path, "operator": "gt", "values": ["0"]}]
     titles = {e.path: e.title for e in picks}
+    if PERCENT_ASKED.search(lowered):
+        rated = rate_for(index, query)  # "what percent of orders were returned": the return rate
+        if rated is not None:
+            query = {k: v for k, v in rated[0].items() if v not in ([], None)}
+            titles[rated[1].path] = rated[1].title
+            share = False  # the rate is the share asked for
     mean = score / max(1, len(concepts))
     coverage = 1.0 - len(unmatched) / max(1, len(content))
     confidence = max(0.05, min(0.97, mean * (0.45 + 0.55 * coverage)))
