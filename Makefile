@@ -37,3 +37,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/semantic_bench.py
 	$(BIN)/python bench/graphql_bench.py
 	$(BIN)/python bench/nlq_bench.py
+	$(BIN)/python bench/security_bench.py
