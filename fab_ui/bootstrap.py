@@ -26,7 +26,7 @@ class _FirstStartNotice(logging.Filter):
 
 
 _NOTICE_FILTER = _FirstStartNotice()
-logging.getLogger("flask_appbuilder.security.sqla.manager").addFilter(_NOTICE_FILTER)
+logging.getLogger("flask_appbuilder.security.manager").addFilter(_NOTICE_FILTER)
 
 ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD_ENV = "HBI_ADMIN_PASSWORD"
