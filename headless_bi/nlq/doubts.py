@@ -64,7 +64,11 @@ def unapplied_cues(
     measures = set(query.get("measures", []))
     grouped = query.get("dimensions") or any("granularity" in t for t in query.get("timeDimensions", []))
     if percent and not rates and not (share and grouped):  # a share of one total row is 100%
-        doubts.append("You asked for a percentage, but the answer gives counts or amounts, not a share.")
+        rates_known = ", ".join(rate_titles(index, query)) or "none"
+        doubts.append(
+            "You asked for a percentage, but the answer gives counts or amounts, not a share. "
+            f"Rates the model has: {rates_known}."
+        )
     for c, e in chosen[1:]:
         before = words[c.start - 1] if c.start else ""
         filtered_on = any(f.get("member") == e.path for f in query.get("filters", []))
@@ -100,3 +104,12 @@ def _names_cube(index: Index, cube: str, words: list[str]) -> bool:
     entity = index.entity(cube)
     text = f" {norm(' '.join(words))} "
     return entity is not None and any(f" {p} " in text for p in entity.phrases)
+
+
+def rate_titles(index: Index, query: dict[str, Any]) -> list[str]:
+    """The percent measures of the owners the query reads, by title: what a 'percent' may have meant."""
+    owners = {m.split(".", 1)[0] for m in query.get("measures", [])}
+    return [
+        f"{e.title} ({e.path})" for e in index.entries
+        if e.owner in owners and e.kind == "measure" and getattr(e.target, "format", None) == "percent"
+    ][:6]  # fmt: skip
