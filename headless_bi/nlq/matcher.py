@@ -442,6 +442,12 @@ def _flag_qualifiers(concepts: list[Concept], toks: list[tuple[str, int, int]]) 
     for i, c in enumerate(concepts):
         nxt = concepts[i + 1] if i + 1 < len(concepts) else None
         if (
+            c.role == "dimension" and words[c.start - 1 : c.start] in (["from"], ["of"], ["among"])
+            and words[c.end : c.end + 1] in (["who"], ["that"], ["which"], ["whose"])
+            and any(x.role == "measure" and x.end <= c.start for x in concepts)
+        ):  # "revenue from customers who joined this year": whose revenue, not one row per customer
+            continue  # fmt: skip
+        if (
             c.role == "dimension" and c.cands[0][0].type == "boolean" and nxt is not None
             and nxt.role == "measure" and nxt.start == c.end
             and not set(words[max(0, c.start - 2) : c.start]) & BREAKDOWN

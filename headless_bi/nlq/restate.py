@@ -52,6 +52,9 @@ def restate(query: dict[str, Any], titles: dict[str, str], share: bool = False) 
         if td.get("dateRange"):
             rng = td["dateRange"]
             period = f"{rng[0]} to {rng[1]}" if isinstance(rng, list) else str(rng)
+            owners = {m.split(".", 1)[0] for m in query.get("measures", [])}
+            if owners and td["dimension"].split(".", 1)[0] not in owners:
+                period = f"{name} {period}"  # another cube's date: "revenue, for signup date 2026-..."
     head = _join(measures) if measures else "Rows"
     if share and measures:
         head = f"{head} (share of total)"
