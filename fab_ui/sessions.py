@@ -26,8 +26,8 @@ def void_sessions_on_sign_out(app: Flask, store: IdentityStore) -> None:
 
     @app.before_request
     def refuse_void_session() -> None:
-        if not current_user.is_authenticated:
-            return
+        if request.path.startswith("/static/") or not current_user.is_authenticated:
+            return  # FAB's assets need no identity: no metadata DB read for each of them
         cookie = request.cookies.get(app.config["SESSION_COOKIE_NAME"], "")
         serializer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
         try:
