@@ -129,7 +129,7 @@ def interpret(question: str, model: SemanticModel, index: Index, *, today: date)
         found = [c for c in found if not set(range(c.start, c.end)) & share_measure[1]]
         found.append(Candidate(at, at + 1, "share", 1.0, "exact", [share_measure[0]]))
         share = False
-    chosen = select(found)
+    chosen = select(_asked_rows(found, toks, index))
     dated = spec.period is not None
     concepts = _merge_values(_roles(chosen, toks, count_cues, comparators, index, lowered, dated), toks)
     concepts = [c for c in _aggregated(_qualifiers(concepts, index), toks, index) if c.cands]
@@ -150,6 +150,23 @@ def interpret(question: str, model: SemanticModel, index: Index, *, today: date)
     return _build(
         question, model, index, spec, concepts, rank, sort_at, share, unmatched, content, toks, guessed
     )
+
+
+def _asked_rows(found: list[Candidate], toks: list[tuple[str, int, int]], index: Index) -> list[Candidate]:
+    """'which products sold more than 2,000 units': after 'which', a measure named by a cube's name and
+    a verb ('products sold') is the cube's rows asked for and what they did, not that measure."""
+    words = [t for t, _, _ in toks]
+    out = []
+    for c in found:
+        first = c.phrase.split()[0]
+        entity = next((e for e in index.exact.get(first, ()) if e.kind == "entity"), None)
+        if (
+            c.end - c.start > 1 and c.start and words[c.start - 1] in ("which", "what")
+            and entity is not None and all(e.kind == "measure" for e in c.entries)
+        ):  # fmt: skip
+            continue
+        out.append(c)
+    return out
 
 
 def _dating_verb(toks: list[tuple[str, int, int]], used: list[bool], i: int) -> bool:
