@@ -34,7 +34,6 @@ def void_sessions_on_sign_out(app: Flask, store: IdentityStore) -> None:
             _, signed_at = serializer.loads(cookie, return_timestamp=True)
         except Exception:
             return
-        user = store.get_user_by_id(int(current_user.id))
-        if user is None or session_void(user, signed_at):
+        if session_void(store.signed_out_at(int(current_user.id)), signed_at):
             session.clear()  # not logout_user(): its signal would void the user's newer sessions too
             g._login_user = app.login_manager.anonymous_user()  # type: ignore[attr-defined]

@@ -289,12 +289,18 @@ def test_question_set_accuracy(stem: str, question_warehouses: dict[str, DuckDBW
     assert not report.confident_misses, report.summary()
 
 
-def test_dev_set_accuracy(question_warehouses: dict[str, DuckDBWarehouse]) -> None:
+def folder_report(folders: tuple[str, ...], warehouses: dict[str, DuckDBWarehouse]) -> Report:
+    """One report over the three models' files of each folder in tests/nlq_questions."""
     outcomes = []
-    for stem in sorted(MIN_EXECUTION):
-        path = QUESTIONS / "dev" / f"{stem}.yaml"
-        outcomes += evaluate(load_question_set(path, ROOT), question_warehouses[stem]).outcomes
-    report = Report(outcomes)
+    for folder in folders:
+        for stem in sorted(MIN_EXECUTION):
+            path = QUESTIONS / folder / f"{stem}.yaml"
+            outcomes += evaluate(load_question_set(path, ROOT), warehouses[stem]).outcomes
+    return Report(outcomes)
+
+
+def test_dev_set_accuracy(question_warehouses: dict[str, DuckDBWarehouse]) -> None:
+    report = folder_report(("dev",), question_warehouses)
     print(f"\n== dev\n{report.summary()}")
     assert report.rate("executed") >= MIN_DEV and not report.confident_misses, report.summary()
 
@@ -305,11 +311,7 @@ def test_review_set_is_never_answered_wrongly_with_confidence(
     """Questions a reviewer found answered wrongly with high confidence (tests/nlq_questions/review):
     each is now answered right, or hedged (low confidence, alternatives or a question back), but for
     the few listed in KNOWN_CONFIDENT_MISSES."""
-    outcomes = []
-    for stem in sorted(MIN_EXECUTION):
-        path = QUESTIONS / "review" / f"{stem}.yaml"
-        outcomes += evaluate(load_question_set(path, ROOT), question_warehouses[stem]).outcomes
-    report = Report(outcomes)
+    report = folder_report(("review",), question_warehouses)
     print(f"\n== review\n{report.summary()}")
     still = {o.id for o in report.confident_misses}
     assert still == KNOWN_CONFIDENT_MISSES, report.summary()  # a fix removes its id from the list
@@ -318,15 +320,11 @@ def test_review_set_is_never_answered_wrongly_with_confidence(
 def test_held_out_accuracy(question_warehouses: dict[str, DuckDBWarehouse]) -> None:
     """227 questions written after the matcher was tuned, by people who never saw it: how well it
     generalises. Only the overall rate is asserted; the sets are not for tuning (see their READMEs)."""
-    outcomes = []
-    for folder in ("holdout", "holdout2", "holdout3"):
-        for stem in sorted(MIN_EXECUTION):
-            path = QUESTIONS / folder / f"{stem}.yaml"
-            outcomes += evaluate(load_question_set(path, ROOT), question_warehouses[stem]).outcomes
-    rate = sum(o.executed for o in outcomes) / len(outcomes)
-    print(f"\nheld out: {len(outcomes)} questions, execution accuracy {rate:.1%}")
+    report = folder_report(("holdout", "holdout2", "holdout3"), question_warehouses)
+    rate = report.rate("executed")
+    print(f"\nheld out: {len(report.outcomes)} questions, execution accuracy {rate:.1%}")
     assert rate >= MIN_HELD_OUT
-    assert not Report(outcomes).confident_misses, Report(outcomes).summary()
+    assert not report.confident_misses, report.summary()
 
 
 # --- entry points ----------------------------------------------------------------------------------

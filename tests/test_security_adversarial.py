@@ -31,7 +31,7 @@ import websockets
 from graphql_ws import GraphQLSocket
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from test_server import ADMIN_PASSWORD, Server
+from test_server import ADMIN_PASSWORD, Server, bearer
 
 from headless_bi import cli
 from headless_bi.security import tokens
@@ -63,9 +63,7 @@ class Demo:
         self.headers: dict[str, dict[str, str]] = {}
 
     def login(self, name: str, password: str) -> None:
-        response = httpx.post(self.server.url + "/auth/token", json={"username": name, "password": password})
-        assert response.status_code == 200, response.text
-        self.headers[name] = {"Authorization": f"Bearer {response.json()['access_token']}"}
+        self.headers[name] = bearer(self.server, name, password)
 
     def gql(self, user: str, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         response = httpx.post(

@@ -31,7 +31,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from test_server import ADMIN_PASSWORD, LIVE, Server, query_input
+from test_server import ADMIN_PASSWORD, LIVE, Server, bearer, query_input
 
 from headless_bi import cli
 from headless_bi.security import tokens
@@ -152,9 +152,7 @@ class Users:
         self.headers: dict[str, dict[str, str]] = {}
 
     def login(self, name: str, password: str) -> None:
-        response = httpx.post(self.server.url + "/auth/token", json={"username": name, "password": password})
-        assert response.status_code == 200, response.text
-        self.headers[name] = {"Authorization": f"Bearer {response.json()['access_token']}"}
+        self.headers[name] = bearer(self.server, name, password)
 
     def store(self) -> IdentityStore:
         return IdentityStore(self.metadata_url)

@@ -174,6 +174,13 @@ class Server:
                 self.process.wait()
 
 
+def bearer(server: Server, name: str, password: str) -> dict[str, str]:
+    """The Authorization header of a token from the server's login endpoint."""
+    response = httpx.post(server.url + "/auth/token", json={"username": name, "password": password})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
 def graphql(server: Server, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
     response = httpx.post(server.url + "/graphql", json={"query": query, "variables": variables}, timeout=60)
     assert response.status_code == 200, response.text

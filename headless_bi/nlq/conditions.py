@@ -46,6 +46,11 @@ def as_condition(index: Index, entry: Entry) -> tuple[Entry, list[str]] | None:
     return (dimension, values) if dimension is not None else None
 
 
+def negates(entry: Entry) -> bool:
+    """Is this a segment of the 'not_cancelled' / 'non_food' kind (a negation already)?"""
+    return entry.kind == "segment" and bool({"not", "non"} & set(entry.path.split(".")[-1].split("_")))
+
+
 def rate_for(index: Index, query: dict[str, Any]) -> tuple[dict[str, Any], Entry] | None:
     """'what percent of orders were returned': a query that counts rows under a condition, rewritten
     to the model's own rate of that condition (`return_rate` = returned_count / count), if it has one.
@@ -59,14 +64,13 @@ def rate_for(index: Index, query: dict[str, Any]) -> tuple[dict[str, Any], Entry
         return None
     owner = owners.pop()
     entries = index.by_owner.get(owner, [])
-    by_member = {id(e.target): e for e in entries if e.target is not None}
     for rate in entries:
         target = rate.target
         if rate.kind != "measure" or getattr(target, "format", None) != "percent":
             continue
         for dep in getattr(target, "depends_on", ()):
             count = next((e for e in entries if getattr(e.target, "path", None) == dep), None)
-            if count is None or count.target is None or id(count.target) not in by_member:
+            if count is None:
                 continue
             rewritten = _without_condition(index, query, count)
             if rewritten is not None:

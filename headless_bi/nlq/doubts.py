@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from headless_bi.nlq.conditions import negates
 from headless_bi.nlq.cues import NEGATION
 from headless_bi.nlq.index import Entry, Index
-from headless_bi.nlq.text import norm
 
 if TYPE_CHECKING:
     from headless_bi.nlq.matcher import Concept
@@ -46,7 +46,7 @@ def unapplied_cues(
         near = next(((c, e) for c, e in chosen if i < c.start <= i + 3), None)
         applied = near is not None and (
             (near[0].role == "value" and near[0].negate)
-            or (near[0].role == "segment" and bool(_entry_words(near[1]) & {"not", "non"}))
+            or (near[0].role == "segment" and negates(near[1]))
             or any(f.get("operator") in _NOT_FILTERS for f in query.get("filters", []))
         )
         if not applied:
@@ -85,7 +85,7 @@ def unapplied_cues(
                       "the dimension they belong to.")  # fmt: skip
     fallback = next((e for c, e in chosen if c.phrase == "(count)"), None)
     segmented = any(c.role == "segment" for c in concepts)  # "late deliveries": the segment's rows
-    if fallback is not None and not segmented and not _names_cube(index, fallback.cube, words):
+    if fallback is not None and not segmented and not index.names(fallback.cube, " ".join(words)):
         doubts.append(f"The question names no measure, so the answer counts {fallback.title.lower()}.")
     if not grouped and any(f.get("member") in measures for f in query.get("filters", [])):
         doubts.append(
@@ -93,17 +93,6 @@ def unapplied_cues(
             "compare per item (e.g. 'orders with a total over 400k')."
         )
     return doubts
-
-
-def _entry_words(e: Entry) -> set[str]:
-    """The words of a member's name and phrases ('not_cancelled' → not, cancelled)."""
-    return {w for p in (e.path.split(".")[-1].replace("_", " "), *e.phrases) for w in p.split()}
-
-
-def _names_cube(index: Index, cube: str, words: list[str]) -> bool:
-    entity = index.entity(cube)
-    text = f" {norm(' '.join(words))} "
-    return entity is not None and any(f" {p} " in text for p in entity.phrases)
 
 
 def rate_titles(index: Index, query: dict[str, Any]) -> list[str]:

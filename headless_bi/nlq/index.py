@@ -78,6 +78,12 @@ class Index:
     def entity(self, cube: str) -> Entry | None:
         return next((e for e in self.entries if e.kind == "entity" and e.cube == cube), None)
 
+    def names(self, cube: str, text: str) -> bool:
+        """Does `text` name the cube ('orders', 'customers')?"""
+        entity = self.entity(cube)
+        padded = f" {norm(text)} "
+        return entity is not None and any(f" {p} " in padded for p in entity.phrases)
+
 
 def _phrases(v: Visible, extra: list[str]) -> tuple[str, ...]:
     found = [humanize(v.name), v.title, *v.member.synonyms, *extra, *_gist(v.description)]

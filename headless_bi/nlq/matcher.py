@@ -14,7 +14,7 @@ from datetime import date
 from typing import Any
 
 from headless_bi.errors import HeadlessBIError
-from headless_bi.nlq.conditions import as_condition, rate_for
+from headless_bi.nlq.conditions import as_condition, negates, rate_for
 from headless_bi.nlq.cues import (
     COMPARATOR,
     COUNT,
@@ -301,7 +301,7 @@ def _roles(
         if id(c) in filtered:
             op, number, pct = filtered[id(c)]
             rate_dims = [
-                (e, c.score + (0.02 if _cube_named(index, e.cube, lowered) else 0.0))
+                (e, c.score + (0.02 if index.names(e.cube, lowered) else 0.0))
                 for e in c.entries if e.kind == "dimension" and _format(e) == "percent"
             ]  # "orders with a discount": the orders' discount, not the lines'  # fmt: skip
             rate_dims.sort(key=lambda x: -x[1])
@@ -516,10 +516,7 @@ def _as_conditions(
         qualifies = measured > 1 and bool(before) and before[-1] in CONDITION_INTENT
         wanted = (c.role == "segment" and negate) or (c.role == "measure" and (negate or qualifies))
         top = c.cands[0][0] if c.cands else None
-        negated_segment = top is not None and top.kind == "segment" and {"not", "non"} & set(
-            top.path.split(".")[-1].split("_")
-        )
-        found = as_condition(index, top) if wanted and top is not None and not negated_segment else None
+        found = as_condition(index, top) if wanted and top is not None and not negates(top) else None
         if found is None:
             out.append(c)
             continue
@@ -652,13 +649,6 @@ def _per_item_value(c: Candidate, index: Index, words: list[str], at: int) -> li
 
 def _title_words(e: Entry) -> set[str]:
     return {w for p in e.phrases for w in p.split()}
-
-
-def _cube_named(index: Index, cube: str, lowered: str) -> bool:
-    """Does the question name the cube ('orders', 'customers')?"""
-    entity = index.entity(cube)
-    text = f" {norm(lowered)} "
-    return entity is not None and any(f" {p} " in text for p in entity.phrases)
 
 
 def _names_entity(index: Index, cube: str, phrase: str) -> bool:

@@ -263,9 +263,12 @@ def _quarter(m: re.Match[str], today: date) -> Period:
 
 
 def _half(m: re.Match[str], today: date) -> Period:
-    h = 1 if m.group("h") in ("1", "first") else 2
-    year = int(m.group("y"))
-    start = date(year, 1 if h == 1 else 7, 1)
+    return _half_period(int(m.group("y")), m.group("h"))
+
+
+def _half_period(year: int, half: str) -> Period:
+    """`half` as written: '1'/'first' or '2'/'second'."""
+    start = date(year, 1 if half in ("1", "first") else 7, 1)
     return Period(start, _add_months(start, 6) - timedelta(days=1))
 
 
@@ -332,9 +335,7 @@ def _part_of_year(m: re.Match[str], today: date) -> Period:
     if m.group("q") or m.group("ord"):
         q = int(m.group("q")) if m.group("q") else ORDINALS[m.group("ord")]
         return _unit_period(date(year, 3 * q - 2, 1), "quarter")
-    h = 1 if (m.group("h") or m.group("hw")) in ("1", "first") else 2
-    start = date(year, 1 if h == 1 else 7, 1)
-    return Period(start, _add_months(start, 6) - timedelta(days=1))
+    return _half_period(year, m.group("h") or m.group("hw"))
 
 
 def _same_unit_last_year(m: re.Match[str], today: date) -> Period:

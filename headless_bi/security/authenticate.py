@@ -227,7 +227,7 @@ class Authenticator:
         user = _active(
             self._users.get(("id", user_id), lambda: self.store.get_user_by_id(user_id)), f"#{user_id}"
         )
-        if session_void(user, signed_at):
+        if session_void(user.signed_out_at, signed_at):
             return None  # a copy of a cookie from before the user signed out
         return self._context(user, auth="session")
 
@@ -236,13 +236,13 @@ class Authenticator:
         return SecurityContext.create(user.username, user.roles, user.attributes, auth=auth, key_id=key_id)
 
 
-def session_void(user: UserRecord, signed_at: dt.datetime) -> bool:
-    """True for a UI session cookie signed before the user last signed out. Cookies carry whole
-    seconds, so one signed in the second of the sign-out is void too (sign in again)."""
-    if user.signed_out_at is None:
+def session_void(signed_out_at: dt.datetime | None, signed_at: dt.datetime) -> bool:
+    """True for a UI session cookie signed before its user last signed out (`signed_out_at`, naive
+    UTC). Cookies carry whole seconds, so one signed in the second of the sign-out is void too."""
+    if signed_out_at is None:
         return False
     signed = signed_at.astimezone(dt.UTC).replace(tzinfo=None)
-    return signed <= user.signed_out_at.replace(microsecond=0)
+    return signed <= signed_out_at.replace(microsecond=0)
 
 
 def _active(user: UserRecord | None, name: str) -> UserRecord:

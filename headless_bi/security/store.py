@@ -268,6 +268,12 @@ class IdentityStore:
             session.commit()
             return record
 
+    def signed_out_at(self, user_id: int) -> dt.datetime | None:
+        """When the user last signed out of the admin UI (naive UTC), or None: one key lookup."""
+        with self._session() as session:
+            row = session.get(UserSignOut, user_id)
+            return None if row is None else row.signed_out_at
+
     def sign_out(self, user_id: int, when: dt.datetime | None = None) -> None:
         """Void every admin UI session of the user signed before `when` (default: now)."""
         when = when or utcnow()

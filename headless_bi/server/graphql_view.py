@@ -55,9 +55,12 @@ _CALLER: ContextVar[SecurityContext | None] = ContextVar("hbi_caller")
 
 
 class _CurrentSchemaMixin:
-    """Reads the schema from the view at each operation instead of keeping the one from connect time."""
+    """Reads the schema from the view at each operation instead of keeping the one from connect time,
+    and re-checks the caller before each operation."""
 
     view: Any
+    websocket: Any
+    context: Any
 
     @property
     def schema(self) -> BaseSchema:
@@ -68,6 +71,14 @@ class _CurrentSchemaMixin:
     @schema.setter
     def schema(self, value: BaseSchema) -> None:  # the base __init__ assigns it; the view owns it
         pass
+
+    async def _caller_still_allowed(self) -> bool:
+        """Every operation on an open connection runs as the caller is now (roles, attributes, key
+        still valid), not as they were at connection_init: a refused caller's connection closes."""
+        error = await self.view.refresh_ws_identity(self.context)
+        if error is not None:
+            await self.websocket.close(code=4401, reason=_close_reason(error))
+        return error is None
 
 
 class _TransportWSHandler(_CurrentSchemaMixin, BaseGraphQLTransportWSHandler):
@@ -83,24 +94,15 @@ class _TransportWSHandler(_CurrentSchemaMixin, BaseGraphQLTransportWSHandler):
         await super().handle_connection_init(message)
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
-        """Every operation on an open connection runs as the caller is now (roles, attributes, key
-        still valid), not as they were at connection_init: a revoked key closes the connection."""
-        if self.connection_acknowledged:
-            error = await self.view.refresh_ws_identity(self.context)
-            if error is not None:
-                await self.websocket.close(code=4401, reason=_close_reason(error))
-                return
+        if self.connection_acknowledged and not await self._caller_still_allowed():
+            return
         await super().handle_subscribe(message)
 
 
 class _LegacyWSHandler(_CurrentSchemaMixin, BaseGraphQLWSHandler):
     async def handle_start(self, message: StartMessage) -> None:
-        """As `_TransportWSHandler.handle_subscribe`, for the legacy graphql-ws protocol."""
-        if self.context.get(_WS_AUTHENTICATED):
-            error = await self.view.refresh_ws_identity(self.context)
-            if error is not None:
-                await self.websocket.close(code=4401, reason=_close_reason(error))
-                return
+        if self.context.get(_WS_AUTHENTICATED) and not await self._caller_still_allowed():
+            return
         await super().handle_start(message)
 
 
